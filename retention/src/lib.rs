@@ -1,0 +1,1 @@
+//! # evault-retention (being written)

@@ -1,0 +1,1 @@
+//! Content-based format detection (being written).

@@ -1,0 +1,1 @@
+//! evault's own documents (being written).

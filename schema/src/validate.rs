@@ -1,0 +1,1 @@
+//! Validation of link values (being written).
