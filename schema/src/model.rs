@@ -262,9 +262,10 @@ impl Format {
     /// (content such as an in-toto predicate type or CycloneDX `vulnerabilities` may refine it).
     pub fn default_kind(self) -> Kind {
         match self {
-            Format::CyclonedxJson | Format::CyclonedxXml | Format::SpdxJson | Format::SpdxTagValue => {
-                Kind::Sbom
-            }
+            Format::CyclonedxJson
+            | Format::CyclonedxXml
+            | Format::SpdxJson
+            | Format::SpdxTagValue => Kind::Sbom,
             Format::Sarif | Format::GrypeJson | Format::TrivyJson | Format::OsvScannerJson => {
                 Kind::VulnScan
             }

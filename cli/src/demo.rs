@@ -1,0 +1,357 @@
+//! `evault demo`: a guided tour on a throw-away vault.
+//!
+//! It writes the folder a release lane's DevSecOps stage produces (see the domain notes:
+//! `artifacts/runs/<RUN_ID>/devsecops/` with an SBOM, a scan report, a rollback plan, a deploy
+//! receipt, plus provenance, an approval and test results), packs it as a `.tar.zst` bundle, and
+//! drives the real `evault` binary through init, push, an idempotent re-push, queries, a verified
+//! download and an integrity check, printing each command and what it answered.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{SecondsFormat, Utc};
+use clap::Args;
+use evault_core::Error;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Keep the demo vault and bundle in DIR (must not exist yet) instead of a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+}
+
+const BLUEPRINT: &str = "checkout-api";
+const VERSION: &str = "1.4.2";
+const RUN_ID: &str = "8812";
+const REPO: &str = "https://github.com/acme/checkout-api";
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let context = format!("{what} {}", path.display());
+    move |e| Error::io(context, e)
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> Result<(), Error> {
+    let path = dir.join(name);
+    fs::write(&path, content).map_err(io_err("cannot write", &path))
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+}
+
+/// Writes the lane folder and returns (folder, git sha, image digest).
+fn write_lane(root: &Path) -> Result<(PathBuf, String, String), Error> {
+    let lane = root.join("artifacts/runs").join(RUN_ID).join("devsecops");
+    fs::create_dir_all(&lane).map_err(io_err("cannot create", &lane))?;
+    let git_sha = sha256_hex(b"acme/checkout-api commit for 1.4.2")[..40].to_string();
+    let image = format!(
+        "sha256:{}",
+        sha256_hex(b"ghcr.io/acme/checkout-api:1.4.2 image manifest")
+    );
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+
+    let components: Vec<_> = [
+        ("express", "4.19.2", "pkg:npm/express@4.19.2", "MIT"),
+        ("body-parser", "1.20.2", "pkg:npm/body-parser@1.20.2", "MIT"),
+        ("jsonwebtoken", "9.0.2", "pkg:npm/jsonwebtoken@9.0.2", "MIT"),
+        ("pg", "8.11.3", "pkg:npm/pg@8.11.3", "MIT"),
+        ("lodash", "4.17.20", "pkg:npm/lodash@4.17.20", "MIT"),
+        (
+            "openssl",
+            "3.0.7-r0",
+            "pkg:apk/alpine/openssl@3.0.7-r0?distro=3.17",
+            "Apache-2.0",
+        ),
+    ]
+    .iter()
+    .map(|(name, version, purl, license)| {
+        json!({"type": "library", "bom-ref": purl, "name": name, "version": version, "purl": purl,
+               "licenses": [{"license": {"id": license}}]})
+    })
+    .collect();
+    let sbom = json!({
+        "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+        "serialNumber": "urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79",
+        "metadata": {"timestamp": now, "tools": {"components": [{"type": "application", "name": "syft", "version": "1.4.1"}]},
+                     "component": {"type": "container", "name": "ghcr.io/acme/checkout-api", "version": VERSION}},
+        "components": components,
+    });
+    write(&lane, "sbom.json", &pretty(&sbom))?;
+
+    let scan = json!({
+        "matches": [
+            {"vulnerability": {"id": "CVE-2021-23337", "dataSource": "https://nvd.nist.gov/vuln/detail/CVE-2021-23337",
+                               "severity": "High", "fix": {"versions": ["4.17.21"], "state": "fixed"}},
+             "artifact": {"name": "lodash", "version": "4.17.20", "type": "npm", "purl": "pkg:npm/lodash@4.17.20"}},
+            {"vulnerability": {"id": "CVE-2023-0464", "dataSource": "https://nvd.nist.gov/vuln/detail/CVE-2023-0464",
+                               "severity": "Medium", "fix": {"versions": ["3.0.8-r2"], "state": "fixed"}},
+             "artifact": {"name": "openssl", "version": "3.0.7-r0", "type": "apk",
+                          "purl": "pkg:apk/alpine/openssl@3.0.7-r0?distro=3.17"}}
+        ],
+        "source": {"type": "image", "target": {"userInput": "ghcr.io/acme/checkout-api:1.4.2", "manifestDigest": image}},
+        "distro": {"name": "alpine", "version": "3.17"},
+        "descriptor": {"name": "grype", "version": "0.74.0", "timestamp": now},
+    });
+    write(&lane, "scan_report.json", &pretty(&scan))?;
+
+    write(
+        &lane,
+        "rollback_plan.md",
+        "# Rollback Plan: checkout-api 1.4.2\n\n\
+         ## Trigger Conditions\n\
+         - error rate > 5% for 5 minutes\n\
+         - p95 latency > 2x baseline\n\n\
+         ## Rollback Procedure\n\
+         1. `kubectl -n checkout rollout pause deploy/checkout-api`\n\
+         2. `kubectl -n checkout rollout undo deploy/checkout-api --to-revision=41`\n\
+         3. `kubectl -n checkout rollout status deploy/checkout-api`\n\n\
+         ## Data Recovery\nNo schema migration in this release; nothing to restore.\n\n\
+         ## Estimated time\nUnder 5 minutes.\n\n\
+         ## Verification\nSmoke tests `make smoke ENV=production` pass; error rate back under 1%.\n",
+    )?;
+
+    let deploy = json!({
+        "_type": "https://evault.dev/deploy/v1",
+        "environment": "staging",
+        "artifact": image,
+        "time": now,
+        "actor": "ci-deployer",
+        "blueprint": {"name": BLUEPRINT, "version": VERSION},
+        "git_sha": git_sha,
+        "status": "succeeded",
+        "target": "eu-west-1/checkout",
+    });
+    write(&lane, "deploy_receipt.json", &pretty(&deploy))?;
+
+    let approval = json!({
+        "_type": "https://evault.dev/approval/v1",
+        "approver": "maria.lopez",
+        "decision": "approve",
+        "reason": "Staging soak clean for 24h; high CVE-2021-23337 in lodash is not reachable (template API unused).",
+        "environment": "production",
+        "time": now,
+        "blueprint": {"name": BLUEPRINT, "version": VERSION},
+        "git_sha": git_sha,
+    });
+    write(&lane, "approval.json", &pretty(&approval))?;
+
+    let provenance = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "ghcr.io/acme/checkout-api", "digest": {"sha256": &image["sha256:".len()..]}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://actions.github.io/buildtypes/workflow/v1",
+                "externalParameters": {"workflow": {"ref": "refs/tags/v1.4.2", "repository": REPO, "path": ".github/workflows/release.yml"}},
+                "resolvedDependencies": [{"uri": format!("git+{REPO}@refs/tags/v1.4.2"), "digest": {"gitCommit": git_sha}}]
+            },
+            "runDetails": {
+                "builder": {"id": "https://github.com/actions/runner/github-hosted"},
+                "metadata": {"invocationId": format!("{REPO}/actions/runs/{RUN_ID}/attempts/1")}
+            }
+        }
+    });
+    write(&lane, "provenance.intoto.json", &pretty(&provenance))?;
+
+    write(
+        &lane,
+        "junit.xml",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <testsuites name=\"checkout-api\" tests=\"3\" failures=\"0\" errors=\"0\" time=\"1.42\">\n\
+         \x20 <testsuite name=\"cart\" tests=\"2\" failures=\"0\" time=\"0.91\">\n\
+         \x20   <testcase classname=\"cart\" name=\"adds an item\" time=\"0.40\"/>\n\
+         \x20   <testcase classname=\"cart\" name=\"applies a coupon\" time=\"0.51\"/>\n\
+         \x20 </testsuite>\n\
+         \x20 <testsuite name=\"payments\" tests=\"1\" failures=\"0\" time=\"0.51\">\n\
+         \x20   <testcase classname=\"payments\" name=\"refuses an expired card\" time=\"0.51\"/>\n\
+         \x20 </testsuite>\n\
+         </testsuites>\n",
+    )?;
+
+    let manifest = json!({
+        "_type": "https://evault.dev/bundle/v1",
+        "blueprint": {"name": BLUEPRINT, "version": VERSION},
+        "git_sha": git_sha,
+        "repo": REPO,
+        "run_id": RUN_ID,
+        "files": [
+            {"path": "rollback_plan.md", "kind": "rollback-plan"},
+            {"path": "sbom.json", "kind": "sbom", "subjects": [image]},
+            {"path": "scan_report.json", "kind": "vuln-scan", "subjects": [image]}
+        ]
+    });
+    write(&lane, "evault-bundle.json", &pretty(&manifest))?;
+    Ok((lane, git_sha, image))
+}
+
+/// Packs `dir`'s files (not the directory itself) into a zstd-compressed tar.
+fn pack(dir: &Path, out: &Path) -> Result<(), Error> {
+    let file = fs::File::create(out).map_err(io_err("cannot create", out))?;
+    let encoder =
+        zstd::stream::write::Encoder::new(file, 3).map_err(io_err("cannot write", out))?;
+    let mut tar = tar::Builder::new(encoder);
+    tar.mode(tar::HeaderMode::Deterministic);
+    tar.append_dir_all(".", dir)
+        .map_err(io_err("cannot pack", dir))?;
+    let encoder = tar.into_inner().map_err(io_err("cannot write", out))?;
+    encoder.finish().map_err(io_err("cannot write", out))?;
+    Ok(())
+}
+
+struct Step {
+    args: Vec<String>,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn evault(data_dir: &Path, args: &[&str]) -> Result<Step, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the evault binary", e))?;
+    let out = Command::new(exe)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--actor")
+        .arg("ci-pipeline")
+        .args(args)
+        .env_remove("EVAULT_DATA_DIR")
+        .output()
+        .map_err(|e| Error::io("cannot run evault", e))?;
+    Ok(Step {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code: out.status.code().unwrap_or(1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
+    let (_temp, root) = match &args.keep {
+        Some(dir) => {
+            if dir.exists() {
+                return Err(Error::Invalid(format!(
+                    "--keep {}: already exists; give a new directory",
+                    dir.display()
+                )));
+            }
+            fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
+            (None, dir.clone())
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("evault-demo-")
+                .tempdir()
+                .map_err(|e| Error::io("cannot create a temporary directory", e))?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    };
+    let vault = root.join("vault");
+    let (lane, git_sha, image) = write_lane(&root)?;
+    let bundle = root.join(format!("checkout-api-{VERSION}-run-{RUN_ID}.tar.zst"));
+    pack(&lane, &bundle)?;
+    let bundle_arg = bundle.display().to_string();
+    let mut steps: Vec<(&str, Step)> = Vec::new();
+    let mut run_step = |title: &'static str, a: &[&str]| -> Result<Step, Error> {
+        let step = evault(&vault, a)?;
+        let result = Step {
+            args: step.args.clone(),
+            code: step.code,
+            stdout: step.stdout.clone(),
+            stderr: step.stderr.clone(),
+        };
+        if !json_output {
+            println!("\n## {title}\n$ evault {}", a.join(" "));
+            print!("{}", step.stdout);
+            eprint!("{}", step.stderr);
+        }
+        steps.push((title, step));
+        Ok(result)
+    };
+
+    if !json_output {
+        println!(
+            "evault demo: a DevSecOps lane for {BLUEPRINT} {VERSION} (run {RUN_ID}, commit {}) wrote {}\n\
+             and packed it as {}.",
+            &git_sha[..12],
+            lane.display(),
+            bundle.display()
+        );
+    }
+    run_step("Create a vault", &["init"])?;
+    let pushed = run_step(
+        "Push the bundle (links come from its evault-bundle.json)",
+        &["push", &bundle_arg],
+    )?;
+    run_step(
+        "Push it again: same bytes, same links, nothing new",
+        &["push", &bundle_arg],
+    )?;
+    run_step(
+        "Everything for the release",
+        &["ls", "--blueprint", BLUEPRINT, "--version", VERSION],
+    )?;
+    run_step(
+        "Everything about the deployed image",
+        &["ls", "--subject", &image],
+    )?;
+    let sbom_id = pushed
+        .stdout
+        .lines()
+        .find(|l| l.ends_with("sbom.json"))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .ok_or_else(|| Error::Internal("the demo push did not report sbom.json".into()))?;
+    run_step("One record in full", &["show", &sbom_id])?;
+    let copy = root.join("sbom-from-vault.json");
+    let copy_arg = copy.display().to_string();
+    run_step(
+        "Get the SBOM back, verified against its digest",
+        &["get", &sbom_id, "-o", &copy_arg],
+    )?;
+    let original = fs::read(lane.join("sbom.json")).map_err(io_err("cannot read", &lane))?;
+    let returned = fs::read(&copy).map_err(io_err("cannot read", &copy))?;
+    if original != returned {
+        return Err(Error::Integrity(
+            "the SBOM read back differs from the one pushed".into(),
+        ));
+    }
+    run_step("Check every stored blob", &["fsck"])?;
+
+    let failed: Vec<_> = steps.iter().filter(|(_, s)| s.code != 0).collect();
+    if json_output {
+        let out: Vec<_> = steps
+            .iter()
+            .map(|(title, s)| json!({"title": title, "args": s.args, "exit_code": s.code, "stdout": s.stdout, "stderr": s.stderr}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"vault": vault, "steps": out}))
+                .unwrap_or_default()
+        );
+    } else {
+        match &args.keep {
+            Some(_) => println!(
+                "\nThe vault is in {}; try `evault --data-dir {} ls`.",
+                vault.display(),
+                vault.display()
+            ),
+            None => println!(
+                "\nDone. The demo vault was temporary; `evault demo --keep DIR` keeps one to explore."
+            ),
+        }
+    }
+    if let Some((title, step)) = failed.first() {
+        return Err(Error::Internal(format!(
+            "demo step '{title}' failed with exit code {}",
+            step.code
+        )));
+    }
+    Ok(())
+}

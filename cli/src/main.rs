@@ -1,0 +1,502 @@
+//! `evault`: the command line of the evidence vault.
+//!
+//! A thin shell: it parses arguments, calls `evault-core`, and prints the result for people or,
+//! with `--json`, for scripts. Errors are one line on stderr starting `error:`, with a stable
+//! exit code (0 success, 1 internal error, 2 bad usage or invalid input, 3 not found,
+//! 4 integrity failure).
+
+mod demo;
+mod output;
+
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use evault_core::ingest::{LinkArgs, PushRequest, PushSource};
+use evault_core::{Digest, Error, RecordFilter, Vault};
+use evault_schema::{Format, Kind, validate};
+
+#[derive(Parser)]
+#[command(
+    name = "evault",
+    version,
+    about = "A supply-chain evidence vault: store, link and verify SBOMs, scans, signatures, provenance, approvals and deploy records.",
+    after_help = "Exit codes: 0 success, 1 internal error, 2 bad usage or invalid input, 3 not found, 4 integrity failure."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// The vault directory.
+    #[arg(
+        long,
+        global = true,
+        env = "EVAULT_DATA_DIR",
+        default_value = ".evault",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Who is acting (embedded mode only; recorded as the producer). Default: the OS user.
+    #[arg(long, global = true, value_name = "NAME")]
+    actor: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a vault in the data directory (does nothing if one is there).
+    Init,
+    /// Store evidence: files, directories (recursive) and .tar/.tar.gz/.tar.zst archives.
+    Push(PushArgs),
+    /// Write a blob's original bytes to stdout or a file, verifying them.
+    Get(GetArgs),
+    /// Show one record.
+    Show {
+        /// Record id (or a unique prefix of at least 6 characters).
+        id: String,
+    },
+    /// List records, newest first.
+    Ls(LsArgs),
+    /// Check every stored blob against its digest.
+    Fsck,
+    /// Summarise what the vault holds.
+    Status,
+    /// List the evidence kinds and formats evault knows.
+    Formats,
+    /// Run a guided tour: create a vault, push a realistic evidence bundle, query it.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// Files, directories or archives to push; `-` reads one file from stdin.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Blueprint (service or agent) name, e.g. checkout-api.
+    #[arg(long, value_name = "NAME")]
+    blueprint: Option<String>,
+    /// Blueprint version, e.g. 1.4.2.
+    #[arg(long = "version", value_name = "V")]
+    blueprint_version: Option<String>,
+    /// Git commit the evidence belongs to (40 or 64 hex characters).
+    #[arg(long, value_name = "SHA")]
+    git_sha: Option<String>,
+    /// Source repository URL.
+    #[arg(long, value_name = "URL")]
+    repo: Option<String>,
+    /// CI pipeline run id.
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
+    /// Environment, e.g. staging or production.
+    #[arg(long = "env", value_name = "ENV")]
+    environment: Option<String>,
+    /// Kind of every file the bundle manifest does not classify.
+    #[arg(long, value_name = "KIND")]
+    kind: Option<Kind>,
+    /// Digest of an artifact the evidence is about (repeatable).
+    #[arg(long = "subject", value_name = "sha256:HEX")]
+    subjects: Vec<String>,
+    /// Store archives as single blobs instead of expanding them.
+    #[arg(long)]
+    no_expand: bool,
+    /// Name recorded as the source path for `-` (stdin).
+    #[arg(long, default_value = "stdin", value_name = "NAME")]
+    stdin_name: String,
+}
+
+#[derive(Args)]
+struct GetArgs {
+    /// Blob digest (sha256:HEX) or record id.
+    target: String,
+    /// Write to FILE instead of stdout (written atomically, only once verified).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct LsArgs {
+    #[arg(long, value_name = "NAME")]
+    blueprint: Option<String>,
+    #[arg(long = "version", value_name = "V")]
+    blueprint_version: Option<String>,
+    /// Full SHA or a prefix of at least 7 characters.
+    #[arg(long, value_name = "SHA")]
+    git_sha: Option<String>,
+    #[arg(long, value_name = "KIND")]
+    kind: Option<Kind>,
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<Format>,
+    #[arg(long = "env", value_name = "ENV")]
+    environment: Option<String>,
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
+    /// Records about this artifact digest.
+    #[arg(long, value_name = "sha256:HEX")]
+    subject: Option<String>,
+    /// Records of this blob digest.
+    #[arg(long, value_name = "sha256:HEX")]
+    digest: Option<String>,
+    /// Ingested at or after (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Ingested before (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Most records to show.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    limit: usize,
+}
+
+/// Largest `--limit` accepted (a bound on memory and output).
+const MAX_LIMIT: usize = 100_000;
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error: {msg}{location} (please report this)");
+    }));
+    let cli = Cli::parse();
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(Error::Io { source, .. })) if source.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init => init(g),
+        Command::Push(args) => push(g, args),
+        Command::Get(args) => get(g, args),
+        Command::Show { id } => {
+            let vault = Vault::open(&g.data_dir)?;
+            let record = vault.record(&id)?;
+            if g.json {
+                print_json(&record)
+            } else {
+                write_stdout(&output::record_details(&record))
+            }
+        }
+        Command::Ls(args) => ls(g, args),
+        Command::Fsck => fsck(g),
+        Command::Status => status(g),
+        Command::Formats => formats(g),
+        Command::Demo(args) => demo::run(args, g.json),
+    }
+}
+
+fn invalid(flag: &str, e: validate::ValueError) -> Error {
+    Error::Invalid(format!("invalid {flag} '{}': {}", e.value, e.reason))
+}
+
+/// Who is acting in embedded mode: `--actor`, else the OS user.
+fn actor(g: &Global) -> Result<String, Error> {
+    let name = match &g.actor {
+        Some(a) => a.clone(),
+        None => ["USER", "LOGNAME", "USERNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            .or_else(os_user_from_uid)
+            .unwrap_or_else(|| "unknown".into()),
+    };
+    validate::actor(&name).map_err(|e| invalid("--actor", e))
+}
+
+/// The OS user when no environment variable names it (e.g. in minimal containers).
+fn os_user_from_uid() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+        })
+        .or_else(|| Some(format!("uid-{uid}")))
+}
+
+fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Error> {
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+    text.push('\n');
+    write_stdout(&text)
+}
+
+fn write_stdout(text: &str) -> Result<(), Error> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("cannot write to stdout", e))
+}
+
+fn init(g: &Global) -> Result<(), Error> {
+    let (vault, created) = Vault::init(&g.data_dir)?;
+    if g.json {
+        return print_json(&serde_json::json!({
+            "data_dir": vault.dir().display().to_string(),
+            "created": created,
+        }));
+    }
+    if created {
+        write_stdout(&format!(
+            "created an evault vault in {}\n",
+            vault.dir().display()
+        ))
+    } else {
+        write_stdout(&format!(
+            "a vault already exists in {}; nothing changed\n",
+            vault.dir().display()
+        ))
+    }
+}
+
+fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
+    let vault = Vault::open(&g.data_dir)?;
+    let stdin_count = args.paths.iter().filter(|p| p.as_os_str() == "-").count();
+    if stdin_count > 1 {
+        return Err(Error::Invalid("`-` (stdin) can be given only once".into()));
+    }
+    let sources = args
+        .paths
+        .into_iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                PushSource::Stdin {
+                    name: args.stdin_name.clone(),
+                }
+            } else {
+                PushSource::Path(p)
+            }
+        })
+        .collect();
+    let request = PushRequest {
+        sources,
+        links: LinkArgs {
+            blueprint: args.blueprint,
+            version: args.blueprint_version,
+            git_sha: args.git_sha,
+            repo: args.repo,
+            run_id: args.run_id,
+            environment: args.environment,
+            subjects: args.subjects,
+        },
+        kind: args.kind,
+        producer: actor(g)?,
+        expand_archives: !args.no_expand,
+    };
+    let outcome = vault.push(&request)?;
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    if g.json {
+        return print_json(&outcome.records);
+    }
+    write_stdout(&output::push_lines(&outcome.records))?;
+    eprintln!("{}", output::push_summary(&outcome.records));
+    Ok(())
+}
+
+fn get(g: &Global, args: GetArgs) -> Result<(), Error> {
+    let vault = Vault::open(&g.data_dir)?;
+    let digest: Digest = if args.target.contains(':') {
+        args.target.parse().map_err(Error::Invalid)?
+    } else {
+        let record = vault.record(&args.target)?;
+        record.digest.parse().map_err(Error::Internal)?
+    };
+    match args.output {
+        Some(path) => write_verified_file(&vault, &digest, &path),
+        None => {
+            // Verify first so that corrupt bytes never reach a pipe; the copy verifies again.
+            vault.verify_blob(&digest)?;
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            vault.copy_blob(&digest, &mut out)?;
+            out.flush()
+                .map_err(|e| Error::io("cannot write to stdout", e))
+        }
+    }
+}
+
+/// Writes a blob to `path` via a temporary file that is renamed into place once verified.
+fn write_verified_file(vault: &Vault, digest: &Digest, path: &Path) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".evault-get-")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io_path("cannot create a file in", &dir, e))?;
+    {
+        let mut out = io::BufWriter::new(temp.as_file_mut());
+        vault.copy_blob(digest, &mut out)?;
+        out.flush()
+            .map_err(|e| Error::io_path("cannot write", path, e))?;
+    }
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io_path("cannot write", path, e))?;
+    temp.persist(path)
+        .map_err(|e| Error::io_path("cannot write", path, e.error))?;
+    Ok(())
+}
+
+fn ls(g: &Global, args: LsArgs) -> Result<(), Error> {
+    let vault = Vault::open(&g.data_dir)?;
+    if args.limit == 0 || args.limit > MAX_LIMIT {
+        return Err(Error::Invalid(format!(
+            "invalid --limit {}: expected 1 to {MAX_LIMIT}",
+            args.limit
+        )));
+    }
+    let opt =
+        |flag: &str, v: Option<String>, f: fn(&str) -> Result<String, validate::ValueError>| {
+            v.map(|v| f(&v).map_err(|e| invalid(flag, e))).transpose()
+        };
+    let time = |flag: &str, v: Option<String>| {
+        v.map(|v| validate::rfc3339(&v).map_err(|e| invalid(flag, e)))
+            .transpose()
+    };
+    let git_sha = match args.git_sha {
+        Some(s) => {
+            let lower = s.to_ascii_lowercase();
+            if lower.len() < 7 || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(Error::Invalid(format!(
+                    "invalid --git-sha '{s}': expected a commit SHA or a prefix of at least 7 hexadecimal characters"
+                )));
+            }
+            Some(lower)
+        }
+        None => None,
+    };
+    let filter = RecordFilter {
+        blueprint: opt("--blueprint", args.blueprint, validate::blueprint_name)?,
+        version: opt("--version", args.blueprint_version, validate::version)?,
+        git_sha,
+        kind: args.kind,
+        format: args.format,
+        environment: opt("--env", args.environment, validate::environment)?,
+        run_id: opt("--run-id", args.run_id, validate::run_id)?,
+        subject: opt("--subject", args.subject, validate::digest)?,
+        digest: opt("--digest", args.digest, validate::digest)?,
+        since: time("--since", args.since)?,
+        until: time("--until", args.until)?,
+        limit: args.limit,
+    };
+    let records = vault.records(&filter)?;
+    if g.json {
+        return print_json(&records);
+    }
+    write_stdout(&output::record_table(&records))?;
+    if records.len() == filter.limit {
+        let total = vault.count_records(&filter)?;
+        if total > records.len() as u64 {
+            eprintln!(
+                "showing the newest {} of {total} records; use --limit to see more",
+                records.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn fsck(g: &Global) -> Result<(), Error> {
+    let vault = Vault::open(&g.data_dir)?;
+    let show_progress = !g.json && io::stderr().is_terminal();
+    let mut progress = |done: u64, total: u64| {
+        if show_progress && (done == total || done % 64 == 0) {
+            eprint!("\rchecking blobs: {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let report = vault.fsck(&mut progress)?;
+    if g.json {
+        print_json(&report)?;
+    } else {
+        write_stdout(&output::fsck_report(&report))?;
+    }
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Integrity(format!(
+            "{} of {} blobs failed verification",
+            report.problems.len(),
+            report.blobs_checked
+        )))
+    }
+}
+
+fn status(g: &Global) -> Result<(), Error> {
+    let vault = Vault::open(&g.data_dir)?;
+    let stats = vault.stats()?;
+    if g.json {
+        return print_json(&serde_json::json!({
+            "data_dir": vault.dir().display().to_string(),
+            "records": stats.records,
+            "blobs": stats.blobs,
+            "bytes": stats.bytes,
+            "stored_bytes": stats.stored_bytes,
+        }));
+    }
+    write_stdout(&format!(
+        "vault:    {}\nrecords:  {}\nblobs:    {}\nbytes:    {} original, {} stored\n",
+        vault.dir().display(),
+        stats.records,
+        stats.blobs,
+        output::human_bytes(stats.bytes),
+        output::human_bytes(stats.stored_bytes),
+    ))
+}
+
+fn formats(g: &Global) -> Result<(), Error> {
+    if g.json {
+        let formats: Vec<_> = Format::ALL
+            .iter()
+            .map(|f| serde_json::json!({"format": f, "title": f.title(), "default_kind": f.default_kind()}))
+            .collect();
+        return print_json(&serde_json::json!({"kinds": Kind::ALL, "formats": formats}));
+    }
+    let mut text = String::from("Kinds:\n");
+    for k in Kind::ALL {
+        text.push_str(&format!("  {k}\n"));
+    }
+    text.push_str("\nFormats (detected from content) and the kind they imply:\n");
+    for f in Format::ALL {
+        text.push_str(&format!(
+            "  {:<22} {:<32} {}\n",
+            f.as_str(),
+            f.title(),
+            f.default_kind()
+        ));
+    }
+    write_stdout(&text)
+}

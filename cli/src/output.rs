@@ -1,0 +1,220 @@
+//! Human-readable output. Everything here is a pure function from data to text so that it can
+//! be tested without a terminal.
+
+use evault_core::Record;
+use evault_core::index::Status;
+use evault_core::ingest::PushedRecord;
+use evault_core::vault::FsckReport;
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// One line per pushed record: id, kind, format, digest, path.
+pub fn push_lines(records: &[PushedRecord]) -> String {
+    let mut out = String::new();
+    for p in records {
+        let r = &p.record;
+        out.push_str(&format!(
+            "{}  {:<13} {:<18} {}  {}{}\n",
+            r.id,
+            r.kind.as_str(),
+            r.format.as_str(),
+            r.digest,
+            r.source_path,
+            if p.status == Status::Present {
+                "  (already present)"
+            } else {
+                ""
+            }
+        ));
+    }
+    out
+}
+
+pub fn push_summary(records: &[PushedRecord]) -> String {
+    let created = records
+        .iter()
+        .filter(|p| p.status == Status::Created)
+        .count();
+    let present = records.len() - created;
+    let target = records
+        .first()
+        .map(|p| {
+            let r = &p.record;
+            format!(
+                " for {} {} at {}",
+                r.blueprint.name,
+                r.blueprint.version,
+                short_sha(&r.git_sha)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "pushed {} record{}{target}: {created} new, {present} already present",
+        records.len(),
+        if records.len() == 1 { "" } else { "s" }
+    )
+}
+
+fn short_sha(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+pub fn record_details(r: &Record) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let format = match &r.format_version {
+        Some(v) => format!("{} ({v})", r.format),
+        None => r.format.to_string(),
+    };
+    let mut lines = vec![
+        ("id", r.id.clone()),
+        ("kind", r.kind.to_string()),
+        ("format", format),
+    ];
+    if let Some(p) = &r.predicate_type {
+        lines.push(("predicate type", p.clone()));
+    }
+    lines.extend([
+        ("digest", r.digest.clone()),
+        (
+            "size",
+            format!("{} ({} bytes)", human_bytes(r.size), r.size),
+        ),
+        (
+            "blueprint",
+            format!("{} {}", r.blueprint.name, r.blueprint.version),
+        ),
+        ("git sha", r.git_sha.clone()),
+        ("repo", opt(&r.repo)),
+        ("run id", opt(&r.run_id)),
+        ("environment", opt(&r.environment)),
+    ]);
+    if r.subjects.is_empty() {
+        lines.push(("subjects", "-".into()));
+    }
+    for (i, s) in r.subjects.iter().enumerate() {
+        lines.push((if i == 0 { "subjects" } else { "" }, s.clone()));
+    }
+    lines.extend([
+        ("producer", r.producer.clone()),
+        ("ingested at", r.ingested_at.clone()),
+        ("source path", r.source_path.clone()),
+    ]);
+    lines
+        .into_iter()
+        .map(|(k, v)| {
+            if k.is_empty() {
+                format!("{:<16}{v}\n", "")
+            } else {
+                format!("{:<16}{v}\n", format!("{k}:"))
+            }
+        })
+        .collect()
+}
+
+/// `ls` as a table; columns sized to their content.
+pub fn record_table(records: &[Record]) -> String {
+    if records.is_empty() {
+        return "no records\n".into();
+    }
+    let header = [
+        "ID",
+        "KIND",
+        "FORMAT",
+        "BLUEPRINT",
+        "VERSION",
+        "GIT",
+        "ENV",
+        "INGESTED",
+        "PATH",
+    ];
+    let rows: Vec<[String; 9]> = records
+        .iter()
+        .map(|r| {
+            [
+                r.id[..12.min(r.id.len())].to_string(),
+                r.kind.to_string(),
+                r.format.to_string(),
+                r.blueprint.name.clone(),
+                r.blueprint.version.clone(),
+                r.git_sha[..7.min(r.git_sha.len())].to_string(),
+                r.environment.clone().unwrap_or_else(|| "-".into()),
+                r.ingested_at
+                    .get(..19)
+                    .unwrap_or(&r.ingested_at)
+                    .replace('T', " "),
+                r.source_path.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(header.to_vec());
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+pub fn fsck_report(report: &FsckReport) -> String {
+    let mut out = format!(
+        "checked {} blobs ({}) for {} records\n",
+        report.blobs_checked,
+        human_bytes(report.bytes_checked),
+        report.records
+    );
+    for p in &report.problems {
+        out.push_str(&format!("{}: {} ({})\n", p.problem, p.digest, p.detail));
+    }
+    if !report.unreferenced_blobs.is_empty() {
+        out.push_str(&format!(
+            "{} blob file(s) are not referenced by any record (left by an interrupted push; harmless)\n",
+            report.unreferenced_blobs.len()
+        ));
+    }
+    if report.problems.is_empty() {
+        out.push_str("all blobs intact\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_humane() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+    }
+}

@@ -1,0 +1,521 @@
+//! The metadata index: records, their links and the blobs they point at.
+//!
+//! [`MetadataIndex`] is the narrow interface ingest and queries use; [`SqliteIndex`] is the
+//! embedded backend (SQLite in WAL mode, `synchronous=FULL`, versioned migrations embedded in the
+//! binary and applied on open). A PostgreSQL backend implements the same trait.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::Utc;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
+
+use crate::error::{Error, Result};
+use crate::record::{Blueprint, Record, RecordFilter, format_time};
+
+/// A blob as the index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRow {
+    pub digest: String,
+    pub size: u64,
+    pub stored_size: u64,
+}
+
+/// Whether a pushed record was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    /// The same record (same blob, kind and links) was already in the vault.
+    Present,
+}
+
+/// Counts for status output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IndexStats {
+    pub records: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+    pub stored_bytes: u64,
+}
+
+pub trait MetadataIndex: Send + Sync {
+    /// Inserts blobs and records in one transaction: all of them or none. Records already present
+    /// (same id) are left untouched and returned as stored, with [`Status::Present`].
+    fn commit_push(&self, blobs: &[BlobRow], records: &[Record]) -> Result<Vec<(Record, Status)>>;
+
+    fn record(&self, id: &str) -> Result<Option<Record>>;
+
+    /// Ids starting with `prefix` (at most `max`).
+    fn ids_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<String>>;
+
+    /// Records matching `filter`, newest first.
+    fn records(&self, filter: &RecordFilter) -> Result<Vec<Record>>;
+
+    fn count_records(&self, filter: &RecordFilter) -> Result<u64>;
+
+    fn blob(&self, digest: &str) -> Result<Option<BlobRow>>;
+
+    /// Every blob row, ordered by digest.
+    fn blobs(&self) -> Result<Vec<BlobRow>>;
+
+    fn stats(&self) -> Result<IndexStats>;
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Schema migrations, applied in order; never edit one that has shipped, add a new one.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/0001_initial.sql"),
+}];
+
+/// The index schema version this build writes.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+pub struct SqliteIndex {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteIndex {
+    /// Opens (creating if `create`) the index at `path` and applies pending migrations.
+    pub fn open(path: &Path, create: bool) -> Result<Self> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let mut conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(SqliteIndex {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
+        self.conn
+            .lock()
+            .map_err(|_| Error::Internal("index connection lock poisoned".into()))
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let latest = schema_version();
+    if current > latest {
+        return Err(Error::Invalid(format!(
+            "the metadata index has schema version {current}, newer than this evault understands \
+             ({latest}); upgrade evault"
+        )));
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(m.sql)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT",
+        )?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, format_time(Utc::now())],
+        )?;
+        tx.pragma_update(None, "user_version", m.version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+const RECORD_COLUMNS: &str = "r.id, r.kind, r.format, r.format_version, r.predicate_type, r.digest, \
+     b.size, r.blueprint_name, r.blueprint_version, r.git_sha, r.repo, r.run_id, r.environment, \
+     (SELECT group_concat(s.digest, ' ') FROM \
+        (SELECT digest FROM record_subjects WHERE record_id = r.id ORDER BY digest) s), \
+     r.producer, r.ingested_at, r.source_path";
+
+fn parse_col<T: std::str::FromStr>(row: &Row<'_>, i: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let s: String = row.get(i)?;
+    s.parse::<T>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let subjects: Option<String> = row.get(13)?;
+    Ok(Record {
+        id: row.get(0)?,
+        kind: parse_col(row, 1)?,
+        format: parse_col(row, 2)?,
+        format_version: row.get(3)?,
+        predicate_type: row.get(4)?,
+        digest: row.get(5)?,
+        size: row.get::<_, i64>(6)?.max(0) as u64,
+        blueprint: Blueprint {
+            name: row.get(7)?,
+            version: row.get(8)?,
+        },
+        git_sha: row.get(9)?,
+        repo: row.get(10)?,
+        run_id: row.get(11)?,
+        environment: row.get(12)?,
+        subjects: subjects
+            .map(|s| s.split(' ').map(str::to_string).collect())
+            .unwrap_or_default(),
+        producer: row.get(14)?,
+        ingested_at: row.get(15)?,
+        source_path: row.get(16)?,
+    })
+}
+
+/// The WHERE clause and parameters for a filter.
+fn filter_sql(filter: &RecordFilter) -> (String, Vec<Value>) {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut text = |clause: &'static str, v: &Option<String>, clauses: &mut Vec<&str>| {
+        if let Some(v) = v {
+            clauses.push(clause);
+            values.push(Value::Text(v.clone()));
+        }
+    };
+    text("r.blueprint_name = ?", &filter.blueprint, &mut clauses);
+    text("r.blueprint_version = ?", &filter.version, &mut clauses);
+    text("r.environment = ?", &filter.environment, &mut clauses);
+    text("r.run_id = ?", &filter.run_id, &mut clauses);
+    text("r.digest = ?", &filter.digest, &mut clauses);
+    text(
+        "r.id IN (SELECT record_id FROM record_subjects WHERE digest = ?)",
+        &filter.subject,
+        &mut clauses,
+    );
+    text(
+        "r.kind = ?",
+        &filter.kind.map(|k| k.as_str().to_string()),
+        &mut clauses,
+    );
+    text(
+        "r.format = ?",
+        &filter.format.map(|f| f.as_str().to_string()),
+        &mut clauses,
+    );
+    text(
+        "r.ingested_at >= ?",
+        &filter.since.map(format_time),
+        &mut clauses,
+    );
+    text(
+        "r.ingested_at < ?",
+        &filter.until.map(format_time),
+        &mut clauses,
+    );
+    if let Some(sha) = &filter.git_sha {
+        if sha.len() == 40 || sha.len() == 64 {
+            text("r.git_sha = ?", &Some(sha.clone()), &mut clauses);
+        } else {
+            // A prefix: a range scan on the index, no LIKE escaping to get wrong.
+            text("r.git_sha >= ?", &Some(sha.clone()), &mut clauses);
+            text("r.git_sha < ?", &Some(format!("{sha}g")), &mut clauses);
+        }
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    (sql, values)
+}
+
+impl MetadataIndex for SqliteIndex {
+    fn commit_push(&self, blobs: &[BlobRow], records: &[Record]) -> Result<Vec<(Record, Status)>> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now = format_time(Utc::now());
+        let mut out = Vec::with_capacity(records.len());
+        {
+            let mut insert_blob = tx.prepare_cached(
+                "INSERT OR IGNORE INTO blobs (digest, size, stored_size, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for b in blobs {
+                insert_blob.execute(params![b.digest, b.size as i64, b.stored_size as i64, now])?;
+            }
+            let mut insert_record = tx.prepare_cached(
+                "INSERT OR IGNORE INTO records (id, digest, kind, format, format_version, predicate_type, \
+                 blueprint_name, blueprint_version, git_sha, repo, run_id, environment, producer, \
+                 ingested_at, source_path) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            let mut insert_subject = tx.prepare_cached(
+                "INSERT OR IGNORE INTO record_subjects (record_id, digest) VALUES (?1, ?2)",
+            )?;
+            let mut select = tx.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records r JOIN blobs b ON b.digest = r.digest WHERE r.id = ?1"
+            ))?;
+            for r in records {
+                let inserted = insert_record.execute(params![
+                    r.id,
+                    r.digest,
+                    r.kind.as_str(),
+                    r.format.as_str(),
+                    r.format_version,
+                    r.predicate_type,
+                    r.blueprint.name,
+                    r.blueprint.version,
+                    r.git_sha,
+                    r.repo,
+                    r.run_id,
+                    r.environment,
+                    r.producer,
+                    r.ingested_at,
+                    r.source_path,
+                ])?;
+                if inserted == 1 {
+                    for s in &r.subjects {
+                        insert_subject.execute(params![r.id, s])?;
+                    }
+                    out.push((r.clone(), Status::Created));
+                } else {
+                    let stored = select.query_row(params![r.id], record_from_row)?;
+                    out.push((stored, Status::Present));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn record(&self, id: &str) -> Result<Option<Record>> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {RECORD_COLUMNS} FROM records r JOIN blobs b ON b.digest = r.digest WHERE r.id = ?1"),
+                params![id],
+                record_from_row,
+            )
+            .optional()?)
+    }
+
+    fn ids_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<String>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM records WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![prefix, format!("{prefix}g"), max as i64], |r| {
+            r.get(0)
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn records(&self, filter: &RecordFilter) -> Result<Vec<Record>> {
+        let conn = self.conn()?;
+        let (clause, mut values) = filter_sql(filter);
+        values.push(Value::Integer(filter.limit.min(i64::MAX as usize) as i64));
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM records r JOIN blobs b ON b.digest = r.digest{clause} \
+             ORDER BY r.seq DESC LIMIT ?"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(values), record_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn count_records(&self, filter: &RecordFilter) -> Result<u64> {
+        let conn = self.conn()?;
+        let (clause, values) = filter_sql(filter);
+        let n: i64 = conn.query_row(
+            &format!("SELECT count(*) FROM records r{clause}"),
+            params_from_iter(values),
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn blob(&self, digest: &str) -> Result<Option<BlobRow>> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                "SELECT digest, size, stored_size FROM blobs WHERE digest = ?1",
+                params![digest],
+                blob_from_row,
+            )
+            .optional()?)
+    }
+
+    fn blobs(&self) -> Result<Vec<BlobRow>> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare("SELECT digest, size, stored_size FROM blobs ORDER BY digest")?;
+        let rows = stmt.query_map([], blob_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn stats(&self) -> Result<IndexStats> {
+        let conn = self.conn()?;
+        let records: i64 = conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?;
+        let (blobs, bytes, stored): (i64, i64, i64) = conn.query_row(
+            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored_size), 0) FROM blobs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(IndexStats {
+            records: records.max(0) as u64,
+            blobs: blobs.max(0) as u64,
+            bytes: bytes.max(0) as u64,
+            stored_bytes: stored.max(0) as u64,
+        })
+    }
+}
+
+fn blob_from_row(row: &Row<'_>) -> rusqlite::Result<BlobRow> {
+    Ok(BlobRow {
+        digest: row.get(0)?,
+        size: row.get::<_, i64>(1)?.max(0) as u64,
+        stored_size: row.get::<_, i64>(2)?.max(0) as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Links, record_id};
+    use evault_schema::{Format, Kind};
+
+    fn sample(digest: &str, run: &str) -> Record {
+        let links = Links {
+            blueprint: Blueprint {
+                name: "checkout-api".into(),
+                version: "1.4.2".into(),
+            },
+            git_sha: "ab".repeat(20),
+            repo: None,
+            run_id: Some(run.into()),
+            environment: Some("staging".into()),
+            subjects: vec![format!("sha256:{}", "e".repeat(64))],
+        };
+        Record {
+            id: record_id(digest, Kind::Sbom, &links),
+            kind: Kind::Sbom,
+            format: Format::CyclonedxJson,
+            format_version: Some("1.5".into()),
+            predicate_type: None,
+            digest: digest.into(),
+            size: 10,
+            blueprint: links.blueprint,
+            git_sha: links.git_sha,
+            repo: None,
+            run_id: links.run_id,
+            environment: links.environment,
+            subjects: links.subjects,
+            producer: "ci".into(),
+            ingested_at: format_time(Utc::now()),
+            source_path: "sbom.json".into(),
+        }
+    }
+
+    #[test]
+    fn migrations_apply_once_and_refuse_newer_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        SqliteIndex::open(&path, true).unwrap();
+        SqliteIndex::open(&path, false).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, MIGRATIONS.len() as i64);
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = SqliteIndex::open(&path, false).err().unwrap().to_string();
+        assert!(err.contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn push_is_idempotent_and_queries_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SqliteIndex::open(&dir.path().join("index.db"), true).unwrap();
+        let digest = format!("sha256:{}", "1".repeat(64));
+        let blob = BlobRow {
+            digest: digest.clone(),
+            size: 10,
+            stored_size: 9,
+        };
+        let a = sample(&digest, "1");
+        let b = sample(&digest, "2");
+        let first = index
+            .commit_push(std::slice::from_ref(&blob), &[a.clone()])
+            .unwrap();
+        assert_eq!(first[0].1, Status::Created);
+        let again = index
+            .commit_push(std::slice::from_ref(&blob), &[a.clone(), b.clone()])
+            .unwrap();
+        assert_eq!(again[0], (a.clone(), Status::Present));
+        assert_eq!(again[1].1, Status::Created);
+        assert_eq!(index.stats().unwrap().records, 2);
+        assert_eq!(
+            index.stats().unwrap().blobs,
+            1,
+            "two records share one blob"
+        );
+
+        let all = index
+            .records(&RecordFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            [&b.id, &a.id],
+            "newest first"
+        );
+        let run1 = RecordFilter {
+            run_id: Some("1".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(index.records(&run1).unwrap(), vec![a.clone()]);
+        let by_prefix = RecordFilter {
+            git_sha: Some("ababab1".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert!(index.records(&by_prefix).unwrap().is_empty());
+        let by_prefix = RecordFilter {
+            git_sha: Some("abababa".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(index.records(&by_prefix).unwrap().len(), 2);
+        let by_subject = RecordFilter {
+            subject: Some(format!("sha256:{}", "e".repeat(64))),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(index.count_records(&by_subject).unwrap(), 2);
+        assert_eq!(
+            index.ids_with_prefix(&a.id[..6], 5).unwrap(),
+            vec![a.id.clone()]
+        );
+    }
+
+    #[test]
+    fn a_failed_transaction_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SqliteIndex::open(&dir.path().join("index.db"), true).unwrap();
+        let digest = format!("sha256:{}", "2".repeat(64));
+        // The record's blob row is missing: the foreign key fails the whole push.
+        let err = index.commit_push(&[], &[sample(&digest, "1")]);
+        assert!(err.is_err());
+        assert_eq!(index.stats().unwrap(), IndexStats::default());
+    }
+}

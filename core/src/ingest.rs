@@ -1,0 +1,1057 @@
+//! Ingest: turning files, directories and archives into records, all or nothing.
+//!
+//! A push runs in two phases:
+//!
+//! 1. **Stage.** Every file is streamed once: hashed and compressed into a private staging file
+//!    by the blob store while a second thread detects its format from the same bytes. Nothing is
+//!    visible yet; any failure (unreadable file, path escaping the bundle, a limit exceeded, a
+//!    declared kind the content contradicts) drops the staging files and leaves the vault as it
+//!    was.
+//! 2. **Commit.** Staged blobs are published (atomic renames; already-stored blobs are skipped),
+//!    then every record is inserted in a single index transaction.
+//!
+//! A crash between publishing and committing leaves blobs that no record references; they are
+//! harmless, reported by `fsck` and reused by the next push of the same bytes.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt::Display;
+use std::fs::{self, File};
+use std::io::{self, Cursor, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use chrono::{DateTime, Utc};
+use evault_schema::detect::{self, DetectError, Detection};
+use evault_schema::documents::{self, BundleManifest};
+use evault_schema::{Kind, validate};
+
+use crate::blob::{BlobStore, StageError, StagedBlob};
+use crate::config::Limits;
+use crate::error::{Error, Result};
+use crate::index::{BlobRow, MetadataIndex, Status};
+use crate::record::{Blueprint, Links, Record, format_time, record_id};
+
+/// Largest bundle manifest read.
+const MANIFEST_LIMIT: u64 = 4 << 20;
+/// Files up to this size are read into memory and handled on one thread.
+const SMALL_FILE: u64 = 1 << 20;
+/// Deepest directory nesting walked.
+const MAX_DIR_DEPTH: usize = 64;
+
+/// Where pushed bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushSource {
+    /// A file, directory or archive on the local file system.
+    Path(PathBuf),
+    /// Standard input, recorded under `name`.
+    Stdin { name: String },
+}
+
+/// Links given on the command line (or as query parameters); a bundle manifest may supply the
+/// ones left out. Values are validated and normalised by ingest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkArgs {
+    pub blueprint: Option<String>,
+    pub version: Option<String>,
+    pub git_sha: Option<String>,
+    pub repo: Option<String>,
+    pub run_id: Option<String>,
+    pub environment: Option<String>,
+    pub subjects: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PushRequest {
+    pub sources: Vec<PushSource>,
+    pub links: LinkArgs,
+    /// Kind for every file the manifest does not classify.
+    pub kind: Option<Kind>,
+    pub producer: String,
+    /// Expand `.tar`, `.tar.gz` and `.tar.zst` archives into their files (the default); when
+    /// false an archive is stored as one opaque blob.
+    pub expand_archives: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PushedRecord {
+    #[serde(flatten)]
+    pub record: Record,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone)]
+pub struct PushOutcome {
+    pub records: Vec<PushedRecord>,
+    /// Notes for the user that did not stop the push (skipped links, unrecognised content...).
+    pub warnings: Vec<String>,
+}
+
+/// One file staged from a push.
+struct Staged {
+    /// Path inside the bundle (or the file name of a loose file).
+    path: String,
+    blob: StagedBlob,
+    detection: Detection,
+}
+
+/// The files of one push argument, and its manifest if it is a bundle that has one.
+struct Bundle {
+    label: String,
+    manifest: Option<BundleManifest>,
+    files: Vec<Staged>,
+}
+
+/// Running totals against the push limits.
+struct Budget<'a> {
+    limits: &'a Limits,
+    files: u64,
+    bytes: u64,
+}
+
+impl Budget<'_> {
+    fn add_file(&mut self, path: &str) -> Result<()> {
+        self.files += 1;
+        if self.files > self.limits.max_push_files {
+            return Err(Error::TooLarge(format!(
+                "{path}: the push has more than {} files (limits.max_push_files)",
+                self.limits.max_push_files
+            )));
+        }
+        Ok(())
+    }
+
+    fn add_bytes(&mut self, path: &str, n: u64) -> Result<()> {
+        self.bytes += n;
+        if self.bytes > self.limits.max_push_bytes {
+            return Err(Error::TooLarge(format!(
+                "{path}: the push is larger than {} bytes (limits.max_push_bytes)",
+                self.limits.max_push_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn bytes_left(&self) -> u64 {
+        self.limits.max_push_bytes.saturating_sub(self.bytes)
+    }
+}
+
+/// Runs a push against `blobs` and `index`. See the module documentation for the guarantees.
+pub fn push(
+    blobs: &dyn BlobStore,
+    index: &dyn MetadataIndex,
+    limits: &Limits,
+    request: &PushRequest,
+    now: DateTime<Utc>,
+) -> Result<PushOutcome> {
+    if request.sources.is_empty() {
+        return Err(Error::Invalid(
+            "nothing to push: give at least one file, directory or archive".into(),
+        ));
+    }
+    let flags = FlagLinks::parse(&request.links)?;
+    let mut budget = Budget {
+        limits,
+        files: 0,
+        bytes: 0,
+    };
+    let mut warnings = Vec::new();
+    let mut bundles = Vec::new();
+    for source in &request.sources {
+        bundles.push(stage_source(
+            blobs,
+            source,
+            request.expand_archives,
+            &mut budget,
+            &mut warnings,
+        )?);
+    }
+
+    let ingested_at = format_time(now);
+    let mut planned: Vec<(Record, usize, usize)> = Vec::new();
+    let mut seen = HashSet::new();
+    for (b, bundle) in bundles.iter().enumerate() {
+        for (i, record) in plan_bundle(bundle, &flags, request, &ingested_at, &mut warnings)?
+            .into_iter()
+            .enumerate()
+        {
+            if seen.insert(record.id.clone()) {
+                planned.push((record, b, i));
+            }
+        }
+    }
+
+    // Commit: blobs first (atomic renames), then every record in one transaction.
+    let mut blob_rows: Vec<BlobRow> = Vec::new();
+    let mut published = HashSet::new();
+    for bundle in bundles {
+        for file in bundle.files {
+            let digest = file.blob.digest.to_string();
+            if published.insert(digest.clone()) {
+                blob_rows.push(BlobRow {
+                    digest,
+                    size: file.blob.size,
+                    stored_size: file.blob.stored_size,
+                });
+                blobs.publish(file.blob)?;
+            }
+        }
+    }
+    let records: Vec<Record> = planned.into_iter().map(|(r, _, _)| r).collect();
+    let committed = index.commit_push(&blob_rows, &records)?;
+    Ok(PushOutcome {
+        records: committed
+            .into_iter()
+            .map(|(record, status)| PushedRecord { record, status })
+            .collect(),
+        warnings,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Links
+
+/// Validated links from flags.
+struct FlagLinks {
+    blueprint: Option<String>,
+    version: Option<String>,
+    git_sha: Option<String>,
+    repo: Option<String>,
+    run_id: Option<String>,
+    environment: Option<String>,
+    subjects: Vec<String>,
+}
+
+fn check<T>(flag: &str, r: std::result::Result<T, validate::ValueError>) -> Result<T> {
+    r.map_err(|e| Error::Invalid(format!("invalid {flag} '{}': {}", e.value, e.reason)))
+}
+
+impl FlagLinks {
+    fn parse(args: &LinkArgs) -> Result<Self> {
+        let opt =
+            |flag: &str,
+             v: &Option<String>,
+             f: fn(&str) -> std::result::Result<String, validate::ValueError>| {
+                v.as_deref().map(|v| check(flag, f(v))).transpose()
+            };
+        Ok(FlagLinks {
+            blueprint: opt("--blueprint", &args.blueprint, validate::blueprint_name)?,
+            version: opt("--version", &args.version, validate::version)?,
+            git_sha: opt("--git-sha", &args.git_sha, validate::git_sha)?,
+            repo: opt("--repo", &args.repo, validate::repo)?,
+            run_id: opt("--run-id", &args.run_id, validate::run_id)?,
+            environment: opt("--env", &args.environment, validate::environment)?,
+            subjects: args
+                .subjects
+                .iter()
+                .map(|s| check("--subject", validate::digest(s)))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// A link given both on the command line and in the manifest must agree.
+fn merge(
+    flag_name: &str,
+    flag: &Option<String>,
+    manifest_field: &str,
+    manifest: Option<&String>,
+) -> Result<Option<String>> {
+    match (flag, manifest) {
+        (Some(f), Some(m)) if f != m => Err(Error::Invalid(format!(
+            "{flag_name} '{f}' conflicts with {manifest_field} '{m}' in {}",
+            documents::BUNDLE_MANIFEST_FILE
+        ))),
+        (Some(f), _) => Ok(Some(f.clone())),
+        (None, m) => Ok(m.cloned()),
+    }
+}
+
+fn required(value: Option<String>, what: &str, flag: &str, manifest_field: &str) -> Result<String> {
+    value.ok_or_else(|| {
+        Error::Invalid(format!(
+            "missing {what}: pass {flag} or set \"{manifest_field}\" in {}",
+            documents::BUNDLE_MANIFEST_FILE
+        ))
+    })
+}
+
+fn plan_bundle(
+    bundle: &Bundle,
+    flags: &FlagLinks,
+    request: &PushRequest,
+    ingested_at: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Record>> {
+    let m = bundle.manifest.as_ref();
+    let m_blueprint = m.and_then(|m| m.blueprint.as_ref());
+    let name = merge(
+        "--blueprint",
+        &flags.blueprint,
+        "blueprint.name",
+        m_blueprint.map(|b| &b.name),
+    )?;
+    let version = merge(
+        "--version",
+        &flags.version,
+        "blueprint.version",
+        m_blueprint.map(|b| &b.version),
+    )?;
+    let git_sha = merge(
+        "--git-sha",
+        &flags.git_sha,
+        "git_sha",
+        m.and_then(|m| m.git_sha.as_ref()),
+    )?;
+    let base = Links {
+        blueprint: Blueprint {
+            name: required(name, "blueprint name", "--blueprint", "blueprint.name")?,
+            version: required(
+                version,
+                "blueprint version",
+                "--version",
+                "blueprint.version",
+            )?,
+        },
+        git_sha: required(git_sha, "git SHA", "--git-sha", "git_sha")?,
+        repo: merge(
+            "--repo",
+            &flags.repo,
+            "repo",
+            m.and_then(|m| m.repo.as_ref()),
+        )?,
+        run_id: merge(
+            "--run-id",
+            &flags.run_id,
+            "run_id",
+            m.and_then(|m| m.run_id.as_ref()),
+        )?,
+        environment: merge(
+            "--env",
+            &flags.environment,
+            "environment",
+            m.and_then(|m| m.environment.as_ref()),
+        )?,
+        subjects: flags
+            .subjects
+            .iter()
+            .chain(m.map(|m| &m.subjects).into_iter().flatten())
+            .cloned()
+            .collect(),
+    };
+
+    if let Some(manifest) = m {
+        let present: HashSet<&str> = bundle.files.iter().map(|f| f.path.as_str()).collect();
+        for (i, entry) in manifest.files.iter().enumerate() {
+            if !present.contains(entry.path.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "{}: {}: files[{i}].path '{}' is not in the bundle",
+                    bundle.label,
+                    documents::BUNDLE_MANIFEST_FILE,
+                    entry.path
+                )));
+            }
+        }
+    }
+
+    let mut records = Vec::with_capacity(bundle.files.len());
+    for file in &bundle.files {
+        let entry = m.and_then(|m| m.files.iter().find(|f| f.path == file.path));
+        let fail = |reason: String| Error::Invalid(format!("{}: {reason}", file.path));
+        let declared_kind = match (entry.and_then(|e| e.kind), request.kind) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(fail(format!(
+                    "{} declares kind {a} but --kind is {b}",
+                    documents::BUNDLE_MANIFEST_FILE
+                )));
+            }
+            (a, b) => a.or(b),
+        };
+        let declared_format = entry.and_then(|e| e.format);
+        let kind =
+            detect::resolve_kind(&file.detection, declared_kind, declared_format).map_err(fail)?;
+
+        let mut links = base.clone();
+        if let Some(doc) = &file.detection.native {
+            let what = file.detection.format.title();
+            if let Some((doc_name, doc_version)) = doc.blueprint() {
+                let version_differs = doc_version.is_some_and(|v| v != links.blueprint.version);
+                if doc_name != links.blueprint.name || version_differs {
+                    return Err(fail(format!(
+                        "{what} is for blueprint {doc_name} {} but the push is for {} {}",
+                        doc_version.unwrap_or("(any version)"),
+                        links.blueprint.name,
+                        links.blueprint.version
+                    )));
+                }
+            }
+            if let Some(sha) = doc.git_sha()
+                && sha != links.git_sha
+            {
+                return Err(fail(format!(
+                    "{what} names git SHA {sha} but the push is for {}",
+                    links.git_sha
+                )));
+            }
+            match &links.environment {
+                Some(env) if env != doc.environment() => {
+                    return Err(fail(format!(
+                        "{what} is for environment {} but the push is for {env}",
+                        doc.environment()
+                    )));
+                }
+                Some(_) => {}
+                None => links.environment = Some(doc.environment().to_string()),
+            }
+        }
+        let subjects: BTreeSet<String> = links
+            .subjects
+            .iter()
+            .chain(entry.map(|e| &e.subjects).into_iter().flatten())
+            .chain(&file.detection.subjects)
+            .cloned()
+            .collect();
+        links.subjects = subjects.into_iter().collect();
+        for w in &file.detection.warnings {
+            warnings.push(format!("{}: {w}", file.path));
+        }
+        let digest = file.blob.digest.to_string();
+        records.push(Record {
+            id: record_id(&digest, kind, &links),
+            kind,
+            format: file.detection.format,
+            format_version: file.detection.format_version.clone(),
+            predicate_type: file.detection.predicate_type.clone(),
+            digest,
+            size: file.blob.size,
+            blueprint: links.blueprint,
+            git_sha: links.git_sha,
+            repo: links.repo,
+            run_id: links.run_id,
+            environment: links.environment,
+            subjects: links.subjects,
+            producer: request.producer.clone(),
+            ingested_at: ingested_at.to_string(),
+            source_path: file.path.clone(),
+        });
+    }
+    Ok(records)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// Bytes read from the start of a source to recognise archives.
+const SNIFF: usize = 512;
+
+fn compression_of(head: &[u8]) -> Compression {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    }
+}
+
+fn is_tar_header(block: &[u8]) -> bool {
+    block.len() >= 263 && &block[257..262] == b"ustar"
+}
+
+fn decompressor<'a, R: Read + 'a>(reader: R, c: Compression) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match c {
+        Compression::None => Box::new(reader),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
+    })
+}
+
+/// Reads up to `n` bytes (fewer only at end of input).
+fn read_up_to(reader: &mut dyn Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    reader.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Whether the source starting with `head` is a tar archive (plain, gzip or zstd).
+fn archive_compression(head: &[u8]) -> Option<Compression> {
+    let c = compression_of(head);
+    if c == Compression::None {
+        return is_tar_header(head).then_some(c);
+    }
+    let mut inner = decompressor(Cursor::new(head), c).ok()?;
+    let mut block = Vec::new();
+    // A truncated stream errors once the head runs out; what was decoded before is enough.
+    let _ = (&mut inner).take(SNIFF as u64).read_to_end(&mut block);
+    is_tar_header(&block).then_some(c)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn unreadable(path: &Path, e: io::Error) -> Error {
+    Error::Invalid(format!("{}: cannot read: {e}", path.display()))
+}
+
+fn stage_source(
+    blobs: &dyn BlobStore,
+    source: &PushSource,
+    expand: bool,
+    budget: &mut Budget<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Bundle> {
+    let (label, mut reader, size): (String, Box<dyn Read>, Option<u64>) = match source {
+        PushSource::Stdin { name } => (name.clone(), Box::new(io::stdin().lock()), None),
+        PushSource::Path(path) => {
+            let meta = fs::metadata(path).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => {
+                    Error::NotFound(format!("{}: no such file or directory", path.display()))
+                }
+                _ => unreadable(path, e),
+            })?;
+            if meta.is_dir() {
+                return stage_dir(blobs, path, budget, warnings);
+            }
+            if !meta.is_file() {
+                return Err(Error::Invalid(format!(
+                    "{}: not a regular file",
+                    path.display()
+                )));
+            }
+            let file = File::open(path).map_err(|e| unreadable(path, e))?;
+            (path.display().to_string(), Box::new(file), Some(meta.len()))
+        }
+    };
+    let head = read_up_to(&mut reader, SNIFF)
+        .map_err(|e| Error::Invalid(format!("{label}: cannot read: {e}")))?;
+    let whole = Cursor::new(head.clone()).chain(reader);
+    if expand && let Some(c) = archive_compression(&head) {
+        return stage_archive(blobs, &label, whole, c, budget, warnings);
+    }
+    let name = match source {
+        PushSource::Path(p) => file_name(p),
+        PushSource::Stdin { name } => name.clone(),
+    };
+    budget.add_file(&name)?;
+    let staged = stage_file(blobs, &name, whole, size, budget)?;
+    Ok(Bundle {
+        label,
+        manifest: None,
+        files: vec![staged],
+    })
+}
+
+/// Stages one file: blob store and format detection see the same single pass over the bytes.
+fn stage_file(
+    blobs: &dyn BlobStore,
+    path: &str,
+    mut reader: impl Read,
+    size_hint: Option<u64>,
+    budget: &mut Budget<'_>,
+) -> Result<Staged> {
+    let max = budget.limits.max_file_bytes.min(budget.bytes_left());
+    let stage_err = |e: StageError| match e {
+        StageError::TooLarge { .. } if max < budget.limits.max_file_bytes => {
+            Error::TooLarge(format!(
+                "{path}: the push is larger than {} bytes (limits.max_push_bytes)",
+                budget.limits.max_push_bytes
+            ))
+        }
+        StageError::TooLarge { limit } => Error::TooLarge(format!(
+            "{path}: file is larger than {limit} bytes (limits.max_file_bytes)"
+        )),
+        StageError::Read(e) => read_error(path, e),
+        StageError::Store(e) => e,
+    };
+    let detect_err = |e: DetectError| match e {
+        DetectError::Io(e) => read_error(path, e),
+        other => Error::Invalid(format!("{path}: {other}")),
+    };
+
+    let (blob, detection) = if size_hint.is_some_and(|s| s <= SMALL_FILE) {
+        let mut data = Vec::new();
+        (&mut reader)
+            .take(SMALL_FILE + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| read_error(path, e))?;
+        if data.len() as u64 <= SMALL_FILE {
+            let detection = detect::detect(data.as_slice()).map_err(detect_err)?;
+            let blob = blobs.stage(&mut data.as_slice(), max).map_err(stage_err)?;
+            (blob, detection)
+        } else {
+            stage_streaming(blobs, &mut Cursor::new(data).chain(reader), max).map_err(
+                |e| match e {
+                    Streamed::Stage(e) => stage_err(e),
+                    Streamed::Detect(e) => detect_err(e),
+                },
+            )?
+        }
+    } else {
+        stage_streaming(blobs, &mut reader, max).map_err(|e| match e {
+            Streamed::Stage(e) => stage_err(e),
+            Streamed::Detect(e) => detect_err(e),
+        })?
+    };
+    budget.add_bytes(path, blob.size)?;
+    Ok(Staged {
+        path: path.to_string(),
+        blob,
+        detection,
+    })
+}
+
+enum Streamed {
+    Stage(StageError),
+    Detect(DetectError),
+}
+
+/// Stages on this thread while a detector thread reads a copy of the same chunks. The detector
+/// may stop early (it has seen enough); the copy then stops too.
+fn stage_streaming(
+    blobs: &dyn BlobStore,
+    reader: &mut dyn Read,
+    max: u64,
+) -> std::result::Result<(StagedBlob, Detection), Streamed> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+        let detector = scope.spawn(move || {
+            detect::detect(ChannelReader {
+                rx,
+                chunk: Vec::new(),
+                pos: 0,
+            })
+        });
+        let mut tee = Tee {
+            inner: reader,
+            tx: Some(tx),
+        };
+        let staged = blobs.stage(&mut tee, max);
+        drop(tee);
+        let detected = detector.join().unwrap_or_else(|_| {
+            Err(DetectError::Io(io::Error::other(
+                "format detection panicked",
+            )))
+        });
+        let staged = staged.map_err(Streamed::Stage)?;
+        Ok((staged, detected.map_err(Streamed::Detect)?))
+    })
+}
+
+/// Passes reads through and sends a copy of every chunk to the detector while it listens.
+struct Tee<'a> {
+    inner: &'a mut dyn Read,
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0
+            && let Some(tx) = &self.tx
+            && tx.send(buf[..n].to_vec()).is_err()
+        {
+            self.tx = None;
+        }
+        Ok(n)
+    }
+}
+
+struct ChannelReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directories
+
+fn stage_dir(
+    blobs: &dyn BlobStore,
+    root: &Path,
+    budget: &mut Budget<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Bundle> {
+    let label = root.display().to_string();
+    let canonical_root = fs::canonicalize(root).map_err(|e| unreadable(root, e))?;
+    let mut files: Vec<(String, PathBuf, u64)> = Vec::new();
+    let mut manifest = None;
+    let mut stack: Vec<(PathBuf, String, usize)> = vec![(root.to_path_buf(), String::new(), 0)];
+    while let Some((dir, prefix, depth)) = stack.pop() {
+        if depth > MAX_DIR_DEPTH {
+            return Err(Error::Invalid(format!(
+                "{label}: directories nested deeper than {MAX_DIR_DEPTH}"
+            )));
+        }
+        let mut entries: Vec<_> = fs::read_dir(&dir)
+            .map_err(|e| unreadable(&dir, e))?
+            .collect::<io::Result<_>>()
+            .map_err(|e| unreadable(&dir, e))?;
+        entries.sort_by_key(|e| e.file_name());
+        let mut subdirs = Vec::new();
+        for entry in entries {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(Error::Invalid(format!(
+                    "{}: file name is not UTF-8",
+                    entry.path().display()
+                )));
+            };
+            let rel = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).map_err(|e| unreadable(&path, e))?;
+            if meta.file_type().is_symlink() {
+                let target = fs::canonicalize(&path).map_err(|e| {
+                    Error::Invalid(format!("{label}: symlink '{rel}' cannot be followed: {e}"))
+                })?;
+                if !target.starts_with(&canonical_root) {
+                    return Err(Error::Invalid(format!(
+                        "{label}: symlink '{rel}' points outside the bundle (to {})",
+                        target.display()
+                    )));
+                }
+                warnings.push(format!("{label}: symlink '{rel}' skipped (its target inside the bundle is pushed itself)"));
+            } else if meta.is_dir() {
+                subdirs.push((path, rel, depth + 1));
+            } else if !meta.is_file() {
+                return Err(Error::Invalid(format!(
+                    "{label}: '{rel}' is not a regular file"
+                )));
+            } else if rel == documents::BUNDLE_MANIFEST_FILE {
+                let bytes = read_manifest(
+                    File::open(&path).map_err(|e| unreadable(&path, e))?,
+                    meta.len(),
+                    &label,
+                )?;
+                manifest = Some(parse_manifest(&bytes, &label)?);
+            } else {
+                budget.add_file(&rel)?;
+                files.push((rel, path, meta.len()));
+            }
+        }
+        stack.extend(subdirs.into_iter().rev());
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    if files.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{label}: nothing to push, the directory holds no files"
+        )));
+    }
+    let mut staged = Vec::with_capacity(files.len());
+    for (rel, path, size) in files {
+        let file = File::open(&path).map_err(|e| unreadable(&path, e))?;
+        staged.push(stage_file(blobs, &rel, file, Some(size), budget)?);
+    }
+    Ok(Bundle {
+        label,
+        manifest,
+        files: staged,
+    })
+}
+
+fn read_manifest(reader: impl Read, size: u64, label: &str) -> Result<Vec<u8>> {
+    let name = documents::BUNDLE_MANIFEST_FILE;
+    if size > MANIFEST_LIMIT {
+        return Err(Error::TooLarge(format!(
+            "{label}: {name} is larger than {MANIFEST_LIMIT} bytes"
+        )));
+    }
+    let mut bytes = Vec::new();
+    reader
+        .take(MANIFEST_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Invalid(format!("{label}: {name}: cannot read: {e}")))?;
+    if bytes.len() as u64 > MANIFEST_LIMIT {
+        return Err(Error::TooLarge(format!(
+            "{label}: {name} is larger than {MANIFEST_LIMIT} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn parse_manifest(bytes: &[u8], label: &str) -> Result<BundleManifest> {
+    documents::parse_manifest(bytes)
+        .map_err(|e| Error::Invalid(format!("{label}: {}: {e}", documents::BUNDLE_MANIFEST_FILE)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Archives
+
+/// Counts decompressed bytes and stops a decompression bomb at the push's byte limit.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                LimitHit(self.limit),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[derive(Debug)]
+struct LimitHit(u64);
+
+/// A failed read of pushed bytes: the user's input, unless an archive hit the byte limit.
+fn read_error(path: &str, e: io::Error) -> Error {
+    match e.get_ref().and_then(|i| i.downcast_ref::<LimitHit>()) {
+        Some(hit) => Error::TooLarge(format!("{path}: archive {hit} (limits.max_push_bytes)")),
+        None => Error::Invalid(format!("{path}: cannot read: {e}")),
+    }
+}
+
+impl Display for LimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "expands beyond {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for LimitHit {}
+
+/// Normalises a path inside an archive, refusing anything that could land outside the bundle.
+pub fn bundle_path(raw: &[u8]) -> std::result::Result<Option<String>, String> {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Err("path is not UTF-8".into());
+    };
+    if text.starts_with('/') {
+        return Err(format!("absolute path '{text}'"));
+    }
+    if text.contains('\\') {
+        return Err(format!("path '{text}' contains a backslash"));
+    }
+    let mut parts = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(format!("path '{text}' escapes the bundle")),
+            p => parts.push(p),
+        }
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("/")))
+}
+
+/// Whether a link at `entry` (a bundle path) pointing at `target` stays inside the bundle.
+/// Symbolic links resolve from the link's directory, hard links from the archive root.
+fn link_stays_inside(entry: &str, target: &[u8], symbolic: bool) -> bool {
+    let Ok(target) = std::str::from_utf8(target) else {
+        return false;
+    };
+    if target.starts_with('/') || target.contains('\\') {
+        return false;
+    }
+    let mut depth: Vec<&str> = if symbolic {
+        let mut parts: Vec<&str> = entry.split('/').collect();
+        parts.pop();
+        parts
+    } else {
+        Vec::new()
+    };
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if depth.pop().is_none() {
+                    return false;
+                }
+            }
+            p => depth.push(p),
+        }
+    }
+    true
+}
+
+fn stage_archive(
+    blobs: &dyn BlobStore,
+    label: &str,
+    reader: impl Read,
+    compression: Compression,
+    budget: &mut Budget<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Bundle> {
+    let limit = budget.limits.max_push_bytes;
+    let corrupt = |e: io::Error| -> Error {
+        if e.get_ref().is_some_and(|i| i.is::<LimitHit>()) {
+            return read_error(label, e);
+        }
+        Error::Invalid(format!("{label}: not a readable tar archive: {e}"))
+    };
+    let inner = decompressor(reader, compression).map_err(corrupt)?;
+    let mut archive = tar::Archive::new(Limited {
+        inner,
+        left: budget.bytes_left(),
+        limit,
+    });
+    let mut files: Vec<Staged> = Vec::new();
+    let mut manifest = None;
+    let mut paths = HashSet::new();
+    for entry in archive.entries().map_err(corrupt)? {
+        let entry = entry.map_err(corrupt)?;
+        let header = entry.header();
+        let raw = entry.path_bytes().into_owned();
+        let path = bundle_path(&raw).map_err(|why| Error::Invalid(format!("{label}: {why}")))?;
+        let ty = header.entry_type();
+        let Some(path) = path else {
+            if ty.is_dir() {
+                continue;
+            }
+            return Err(Error::Invalid(format!(
+                "{label}: an entry has an empty path"
+            )));
+        };
+        match ty {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            tar::EntryType::Directory | tar::EntryType::XGlobalHeader => continue,
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                let symbolic = ty == tar::EntryType::Symlink;
+                if !link_stays_inside(&path, &target, symbolic) {
+                    return Err(Error::Invalid(format!(
+                        "{label}: {} '{path}' points outside the bundle (to '{}')",
+                        if symbolic { "symlink" } else { "hard link" },
+                        String::from_utf8_lossy(&target)
+                    )));
+                }
+                warnings.push(format!(
+                    "{label}: link '{path}' skipped (its target inside the bundle is pushed itself)"
+                ));
+                continue;
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "{label}: '{path}' is not a regular file (tar entry type {:?})",
+                    other
+                )));
+            }
+        }
+        if !paths.insert(path.clone()) {
+            return Err(Error::Invalid(format!(
+                "{label}: '{path}' appears twice in the archive"
+            )));
+        }
+        let size = entry.size();
+        if path == documents::BUNDLE_MANIFEST_FILE {
+            let bytes = read_manifest(entry, size, label)?;
+            manifest = Some(parse_manifest(&bytes, label)?);
+            continue;
+        }
+        budget.add_file(&path)?;
+        files.push(stage_file(blobs, &path, entry, Some(size), budget)?);
+    }
+    if files.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{label}: nothing to push, the archive holds no files"
+        )));
+    }
+    Ok(Bundle {
+        label: label.to_string(),
+        manifest,
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_paths_are_normalised_or_refused() {
+        assert_eq!(bundle_path(b"./a/b.json"), Ok(Some("a/b.json".into())));
+        assert_eq!(bundle_path(b"a//b/"), Ok(Some("a/b".into())));
+        assert_eq!(bundle_path(b"./"), Ok(None));
+        assert!(
+            bundle_path(b"../etc/passwd")
+                .unwrap_err()
+                .contains("escapes")
+        );
+        assert!(bundle_path(b"a/../../b").unwrap_err().contains("escapes"));
+        assert!(
+            bundle_path(b"/etc/passwd")
+                .unwrap_err()
+                .contains("absolute")
+        );
+        assert!(bundle_path(b"a\\..\\b").is_err());
+        assert!(bundle_path(&[0x66, 0xff]).is_err());
+    }
+
+    #[test]
+    fn links_must_stay_inside() {
+        assert!(link_stays_inside("a/b", b"c", true));
+        assert!(link_stays_inside("a/b", b"../c", true));
+        assert!(!link_stays_inside("a/b", b"../../c", true));
+        assert!(!link_stays_inside("b", b"/etc/passwd", true));
+        assert!(link_stays_inside("a/b", b"a/c", false));
+        assert!(!link_stays_inside("a/b", b"../c", false));
+    }
+
+    #[test]
+    fn archives_are_recognised_by_content() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(2);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "x.json", &b"{}"[..])
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        assert_eq!(archive_compression(&tar[..SNIFF]), Some(Compression::None));
+        let zst = zstd::encode_all(tar.as_slice(), 3).unwrap();
+        assert_eq!(
+            archive_compression(&zst[..SNIFF.min(zst.len())]),
+            Some(Compression::Zstd)
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(
+            archive_compression(&gz[..SNIFF.min(gz.len())]),
+            Some(Compression::Gzip)
+        );
+        let not_tar = zstd::encode_all(&b"just some compressed text"[..], 3).unwrap();
+        assert_eq!(archive_compression(&not_tar), None);
+        assert_eq!(archive_compression(b"{}"), None);
+    }
+}

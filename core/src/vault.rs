@@ -1,0 +1,261 @@
+//! [`Vault`]: the one entry point the CLI (and later the server) use.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::blob::{BlobStore, CHUNK, CorruptBlob, FsBlobStore};
+use crate::config::{CONFIG_FILE, VaultConfig};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::index::{BlobRow, IndexStats, MetadataIndex, SqliteIndex};
+use crate::ingest::{self, PushOutcome, PushRequest};
+use crate::record::{Record, RecordFilter};
+
+pub const INDEX_FILE: &str = "index.db";
+const BLOB_DIR: &str = "blobs";
+const TMP_DIR: &str = "tmp";
+
+/// Shortest record id prefix accepted.
+pub const MIN_ID_PREFIX: usize = 6;
+
+/// An open vault: configuration, blob store and metadata index.
+pub struct Vault {
+    dir: PathBuf,
+    config: VaultConfig,
+    blobs: Box<dyn BlobStore>,
+    index: Box<dyn MetadataIndex>,
+}
+
+/// Result of [`Vault::fsck`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FsckReport {
+    pub blobs_checked: u64,
+    pub bytes_checked: u64,
+    pub records: u64,
+    /// Problems that mean evidence is damaged or missing.
+    pub problems: Vec<FsckProblem>,
+    /// Blob files no record references (left by an interrupted push); harmless.
+    pub unreferenced_blobs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FsckProblem {
+    pub digest: String,
+    /// `corrupt`, `missing` or `size-mismatch`.
+    pub problem: &'static str,
+    pub detail: String,
+}
+
+impl Vault {
+    /// Creates a vault in `dir` (which may exist but must not already hold a vault), or opens
+    /// the one there. Returns whether it was created.
+    pub fn init(dir: &Path) -> Result<(Vault, bool)> {
+        if dir.join(INDEX_FILE).exists() {
+            return Ok((Vault::open(dir)?, false));
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::io_path("cannot create", dir, e))?;
+        let config = VaultConfig::default();
+        let config_path = dir.join(CONFIG_FILE);
+        if !config_path.exists() {
+            fs::write(&config_path, config.render())
+                .map_err(|e| Error::io_path("cannot write", &config_path, e))?;
+        }
+        let store = FsBlobStore::new(
+            dir.join(BLOB_DIR),
+            dir.join(TMP_DIR),
+            config.storage.zstd_level,
+        );
+        store.create()?;
+        // The index file is created last: its existence is what marks a vault.
+        SqliteIndex::open(&dir.join(INDEX_FILE), true)?;
+        Ok((Vault::open(dir)?, true))
+    }
+
+    /// Opens the vault in `dir`.
+    pub fn open(dir: &Path) -> Result<Vault> {
+        let index_path = dir.join(INDEX_FILE);
+        if !index_path.is_file() {
+            return Err(Error::NotFound(format!(
+                "no vault at {} (create one with `evault init --data-dir {}`, or set EVAULT_DATA_DIR)",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        let config = VaultConfig::load(dir)?;
+        let blobs = FsBlobStore::new(
+            dir.join(BLOB_DIR),
+            dir.join(TMP_DIR),
+            config.storage.zstd_level,
+        );
+        let index = SqliteIndex::open(&index_path, false)?;
+        Ok(Vault {
+            dir: dir.to_path_buf(),
+            config,
+            blobs: Box::new(blobs),
+            index: Box::new(index),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    pub fn push(&self, request: &PushRequest) -> Result<PushOutcome> {
+        ingest::push(
+            self.blobs.as_ref(),
+            self.index.as_ref(),
+            &self.config.limits,
+            request,
+            Utc::now(),
+        )
+    }
+
+    /// The record with this id, or the one record whose id starts with this prefix.
+    pub fn record(&self, id_or_prefix: &str) -> Result<Record> {
+        let wanted = id_or_prefix.trim().to_ascii_lowercase();
+        if wanted.len() < MIN_ID_PREFIX || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "invalid record id '{id_or_prefix}': expected at least {MIN_ID_PREFIX} hexadecimal characters"
+            )));
+        }
+        if let Some(r) = self.index.record(&wanted)? {
+            return Ok(r);
+        }
+        let ids = self.index.ids_with_prefix(&wanted, 4)?;
+        match ids.as_slice() {
+            [] => Err(Error::NotFound(format!("no record {wanted}"))),
+            [one] => self
+                .index
+                .record(one)?
+                .ok_or_else(|| Error::NotFound(format!("no record {wanted}"))),
+            many => Err(Error::Invalid(format!(
+                "record id prefix '{wanted}' is ambiguous: it matches {}{}",
+                many[..many.len().min(3)].join(", "),
+                if many.len() > 3 { ", ..." } else { "" }
+            ))),
+        }
+    }
+
+    pub fn records(&self, filter: &RecordFilter) -> Result<Vec<Record>> {
+        self.index.records(filter)
+    }
+
+    pub fn count_records(&self, filter: &RecordFilter) -> Result<u64> {
+        self.index.count_records(filter)
+    }
+
+    pub fn stats(&self) -> Result<IndexStats> {
+        self.index.stats()
+    }
+
+    /// The index row of a stored blob.
+    pub fn blob(&self, digest: &Digest) -> Result<BlobRow> {
+        self.index
+            .blob(&digest.to_string())?
+            .ok_or_else(|| Error::NotFound(format!("no blob {digest} in the vault")))
+    }
+
+    /// Streams a blob's original bytes into `out`, verifying them as they pass. On corruption
+    /// the error is [`Error::Integrity`] (what was written before must be discarded by the
+    /// caller; [`Vault::verify_blob`] checks without writing).
+    pub fn copy_blob(&self, digest: &Digest, out: &mut dyn Write) -> Result<u64> {
+        let row = self.blob(digest)?;
+        let mut reader = self.open_verified(digest)?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.read_failure(digest, e)),
+            };
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("cannot write output", e))?;
+            total += n as u64;
+        }
+        if total != row.size {
+            return Err(Error::Integrity(format!(
+                "blob {digest} is corrupt: {total} bytes stored, {} recorded",
+                row.size
+            )));
+        }
+        Ok(total)
+    }
+
+    /// Reads a blob to its end and checks it against its name.
+    pub fn verify_blob(&self, digest: &Digest) -> Result<u64> {
+        self.copy_blob(digest, &mut io::sink())
+    }
+
+    fn open_verified(&self, digest: &Digest) -> Result<Box<dyn Read + Send>> {
+        self.blobs.open(digest).map_err(|e| match e {
+            Error::NotFound(_) => Error::Integrity(format!(
+                "blob {digest} is missing from the store ({})",
+                self.blobs.location(digest)
+            )),
+            other => other,
+        })
+    }
+
+    fn read_failure(&self, digest: &Digest, e: io::Error) -> Error {
+        match CorruptBlob::from_io(&e) {
+            Some(c) => Error::Integrity(format!("{c} ({})", self.blobs.location(digest))),
+            None => Error::io(format!("cannot read blob {digest}"), e),
+        }
+    }
+
+    /// Checks every blob against its digest and recorded size, and that every blob file is
+    /// accounted for. `progress` is called after each blob with (done, total).
+    pub fn fsck(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<FsckReport> {
+        let rows = self.index.blobs()?;
+        let mut report = FsckReport {
+            records: self.index.stats()?.records,
+            ..Default::default()
+        };
+        let total = rows.len() as u64;
+        for (i, row) in rows.iter().enumerate() {
+            let digest: Digest = row
+                .digest
+                .parse()
+                .map_err(|e| Error::Integrity(format!("index holds a malformed digest: {e}")))?;
+            match self.verify_blob(&digest) {
+                Ok(n) => report.bytes_checked += n,
+                Err(Error::Integrity(detail)) => {
+                    let problem = if detail.contains("missing") {
+                        "missing"
+                    } else if detail.contains("recorded") {
+                        "size-mismatch"
+                    } else {
+                        "corrupt"
+                    };
+                    report.problems.push(FsckProblem {
+                        digest: row.digest.clone(),
+                        problem,
+                        detail,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+            report.blobs_checked += 1;
+            progress(i as u64 + 1, total);
+        }
+        let known: std::collections::HashSet<&str> =
+            rows.iter().map(|r| r.digest.as_str()).collect();
+        for blob in self.blobs.list()? {
+            let name = blob.digest.to_string();
+            if !known.contains(name.as_str()) {
+                report.unreferenced_blobs.push(name);
+            }
+        }
+        Ok(report)
+    }
+}
