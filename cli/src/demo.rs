@@ -205,6 +205,7 @@ fn pack(dir: &Path, out: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+#[derive(Clone)]
 struct Step {
     args: Vec<String>,
     code: i32,
@@ -271,8 +272,8 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
             print!("{}", step.stdout);
             eprint!("{}", step.stderr);
         }
-        steps.push((title, step));
-        Ok(result)
+        steps.push((title, step.clone()));
+        Ok(step)
     };
 
     if !json_output {

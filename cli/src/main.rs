@@ -431,7 +431,7 @@ fn fsck(g: &Global) -> Result<(), Error> {
     let vault = Vault::open(&g.data_dir)?;
     let show_progress = !g.json && io::stderr().is_terminal();
     let mut progress = |done: u64, total: u64| {
-        if show_progress && (done == total || done % 64 == 0) {
+        if show_progress && (done == total || done.is_multiple_of(64)) {
             eprint!("\rchecking blobs: {done}/{total}");
             if done == total {
                 eprintln!();

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 pub const CONFIG_FILE: &str = "config.toml";
 
 /// Settings stored with the vault.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
     #[serde(default)]
@@ -52,15 +52,6 @@ pub struct Storage {
 impl Default for Storage {
     fn default() -> Self {
         Storage { zstd_level: 3 }
-    }
-}
-
-impl Default for VaultConfig {
-    fn default() -> Self {
-        VaultConfig {
-            limits: Limits::default(),
-            storage: Storage::default(),
-        }
     }
 }
 

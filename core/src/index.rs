@@ -452,7 +452,7 @@ mod tests {
         let a = sample(&digest, "1");
         let b = sample(&digest, "2");
         let first = index
-            .commit_push(std::slice::from_ref(&blob), &[a.clone()])
+            .commit_push(std::slice::from_ref(&blob), std::slice::from_ref(&a))
             .unwrap();
         assert_eq!(first[0].1, Status::Created);
         let again = index

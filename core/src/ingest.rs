@@ -849,16 +849,15 @@ impl Display for LimitHit {
 
 impl std::error::Error for LimitHit {}
 
-/// Normalises a path inside an archive, refusing anything that could land outside the bundle.
+/// Normalises a path inside an archive (`./a//b` → `a/b`), refusing anything that could land
+/// outside the bundle; the result then obeys the manifest's path rule
+/// ([`validate::bundle_path`]). `Ok(None)` is the bundle root itself.
 pub fn bundle_path(raw: &[u8]) -> std::result::Result<Option<String>, String> {
     let Ok(text) = std::str::from_utf8(raw) else {
         return Err("path is not UTF-8".into());
     };
     if text.starts_with('/') {
         return Err(format!("absolute path '{text}'"));
-    }
-    if text.contains('\\') {
-        return Err(format!("path '{text}' contains a backslash"));
     }
     let mut parts = Vec::new();
     for part in text.split('/') {
@@ -868,7 +867,12 @@ pub fn bundle_path(raw: &[u8]) -> std::result::Result<Option<String>, String> {
             p => parts.push(p),
         }
     }
-    Ok((!parts.is_empty()).then(|| parts.join("/")))
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    validate::bundle_path(&parts.join("/"))
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Whether a link at `entry` (a bundle path) pointing at `target` stays inside the bundle.

@@ -20,7 +20,7 @@
 //! With duplicate keys, later values overwrite earlier ones in `scalars`, `containers` and
 //! `long_strings` (and both are collected by `collect`), i.e. last one wins, like most parsers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, BufRead};
 
 /// What to look for while scanning. Paths are RFC 6901 JSON Pointers (`/runs/0/tool/driver/name`);
@@ -293,6 +293,8 @@ struct Frame {
     track_children: bool,
     /// Record the container's length in `containers` when it closes.
     record: bool,
+    /// The container's node in the path trie, if its wildcard pointer is recorded.
+    path: Option<PathId>,
 }
 
 /// The value about to start (or being scanned).
@@ -304,6 +306,32 @@ struct Ctx {
     tracked: bool,
     /// Every array index in its pointer is 0.
     zero: bool,
+    /// Its node in the path trie: set iff it is within `max_depth` and its wildcard pointer is in
+    /// `wildcard_paths` (which may be full).
+    path: Option<PathId>,
+}
+
+/// Index of a node in `Scanner::paths`.
+type PathId = usize;
+
+/// Member positions remembered per trie node; objects wider than this fall back to hashing.
+const MEMBER_HINTS: usize = 64;
+
+/// A recorded wildcard pointer, as a node of a trie over pointer segments.
+///
+/// Nearly every value within `max_depth` must find out whether its wildcard pointer is already in
+/// `wildcard_paths`. Hashing or comparing whole pointers for that dominated the scan, so each
+/// node remembers which child was last seen at each member position: arrays of similar objects
+/// repeat their keys in the same order, and then the question costs one short comparison of the
+/// last segment. Misses fall back to a (keyed, so not attackable) hash map of whole pointers.
+#[derive(Debug)]
+struct PathNode {
+    /// Last segment of the pointer, escaped, `*` for array elements.
+    segment: Box<str>,
+    /// The `*` child, once seen.
+    element: Option<PathId>,
+    /// The member child last seen at each position (up to `MEMBER_HINTS`).
+    members: Vec<PathId>,
 }
 
 /// What the current scalar is recorded as.
@@ -352,6 +380,9 @@ struct Scanner<'c, 'a> {
     captures: Vec<Pattern<'a>>,
     collects: Vec<Pattern<'a>>,
     facts: JsonFacts,
+    /// The recorded wildcard pointers as a trie (see [`PathNode`]), and by whole pointer.
+    paths: Vec<PathNode>,
+    path_ids: HashMap<String, PathId>,
     state: State,
     stack: Vec<Frame>,
     /// Pointer of the current value with real array indexes (for `scalars`, `containers` and
@@ -387,6 +418,8 @@ impl<'c, 'a> Scanner<'c, 'a> {
             captures: cfg.capture_long.iter().map(|p| Pattern::new(p)).collect(),
             collects: cfg.collect.iter().map(|p| Pattern::new(p)).collect(),
             facts: JsonFacts::default(),
+            paths: Vec::new(),
+            path_ids: HashMap::new(),
             state: State::Bom(0),
             stack: Vec::new(),
             exact: String::new(),
@@ -444,12 +477,7 @@ impl<'c, 'a> Scanner<'c, 'a> {
             match self.state {
                 State::Str => {
                     let start = i;
-                    while let Some(&b) = chunk.get(i) {
-                        if STRING_SPECIAL[usize::from(b)] {
-                            break;
-                        }
-                        i += 1;
-                    }
+                    i = skip_string_content(chunk, i);
                     if self.accumulate && i > start {
                         self.push_value(&chunk[start..i]);
                     }
@@ -696,10 +724,12 @@ impl<'c, 'a> Scanner<'c, 'a> {
         self.facts.documents += 1;
         self.exact.clear();
         self.wild.clear();
+        let first = self.facts.documents == 1;
         self.ctx = Ctx {
             depth: 0,
-            tracked: self.facts.documents == 1,
+            tracked: first,
             zero: true,
+            path: if first { self.intern_path(0) } else { None },
         };
     }
 
@@ -711,6 +741,7 @@ impl<'c, 'a> Scanner<'c, 'a> {
         };
         let index = frame.count;
         frame.count += 1;
+        let frame = *frame;
         self.ctx = if frame.track_children {
             self.exact.truncate(frame.exact_len);
             self.wild.truncate(frame.wild_len);
@@ -721,12 +752,14 @@ impl<'c, 'a> Scanner<'c, 'a> {
                 depth,
                 tracked: true,
                 zero: frame.zero && index == 0,
+                path: self.child_path(frame, depth, None),
             }
         } else {
             Ctx {
                 depth,
                 tracked: false,
                 zero: false,
+                path: None,
             }
         };
     }
@@ -761,7 +794,7 @@ impl<'c, 'a> Scanner<'c, 'a> {
         if ctx.tracked && ctx.depth == 0 {
             self.facts.root = Some(ty);
         }
-        let record = ctx.tracked && ctx.depth <= self.cfg.max_depth && self.note_wild_path();
+        let record = ctx.path.is_some();
         let at_zero = record && ctx.zero;
         let container = match ty {
             ValueType::Object => ContainerType::Object,
@@ -830,6 +863,7 @@ impl<'c, 'a> Scanner<'c, 'a> {
             zero: ctx.zero,
             track_children,
             record: at_zero,
+            path: ctx.path,
         });
         self.state = match container {
             ContainerType::Object => State::ObjectFirst,
@@ -838,20 +872,69 @@ impl<'c, 'a> Scanner<'c, 'a> {
         Ok(1)
     }
 
-    /// Adds the current wildcard pointer to `wildcard_paths`; false if it is not there and the
-    /// set is full. `scalars` and `containers` only hold paths whose wildcard form made it into
-    /// the set, which is what bounds them too (an object with a million keys would otherwise
-    /// record a million scalars).
-    fn note_wild_path(&mut self) -> bool {
-        if self.facts.wildcard_paths.contains(self.wild.as_str()) {
-            return true;
+    /// The trie node of the child (at `depth`) of `frame` whose wildcard pointer is now in
+    /// `wild`: array elements pass `member: None`, object members their position.
+    fn child_path(&mut self, frame: Frame, depth: usize, member: Option<usize>) -> Option<PathId> {
+        if depth > self.cfg.max_depth {
+            return None;
         }
-        if self.facts.wildcard_paths.len() >= self.cfg.max_paths {
+        // A child is only ever added after its parent, so without a parent node (the set was
+        // already full) there is nothing to find.
+        let parent = frame.path?;
+        let segment_start = frame.wild_len + 1;
+        let segment = self.wild.get(segment_start..).unwrap_or_default();
+        let node = self.paths.get(parent)?;
+        match member {
+            // Every element's segment is `*`: the hint is the answer.
+            None => {
+                if let Some(id) = node.element {
+                    return Some(id);
+                }
+            }
+            Some(position) => {
+                if let Some(&id) = node.members.get(position)
+                    && self.paths.get(id).is_some_and(|child| same_bytes(child.segment.as_bytes(), segment.as_bytes()))
+                {
+                    return Some(id);
+                }
+            }
+        }
+        let id = self.intern_path(segment_start)?;
+        if let Some(node) = self.paths.get_mut(parent) {
+            match member {
+                None => node.element = Some(id),
+                Some(position) if position < node.members.len() => node.members[position] = id,
+                Some(position) if position == node.members.len() && position < MEMBER_HINTS => {
+                    node.members.push(id);
+                }
+                Some(_) => {}
+            }
+        }
+        Some(id)
+    }
+
+    /// Finds the current wildcard pointer (whose last segment starts at `segment_start`) among the
+    /// recorded ones, adding it if `max_paths` allows. `scalars` and `containers` only hold paths
+    /// whose wildcard form made it into the set, which is what bounds them too (an object with a
+    /// million keys would otherwise record a million scalars).
+    fn intern_path(&mut self, segment_start: usize) -> Option<PathId> {
+        if let Some(&id) = self.path_ids.get(self.wild.as_str()) {
+            return Some(id);
+        }
+        if self.paths.len() >= self.cfg.max_paths {
             self.facts.truncated = true;
-            return false;
+            return None;
         }
+        let id = self.paths.len();
+        let segment = self.wild.get(segment_start..).unwrap_or_default();
+        self.paths.push(PathNode {
+            segment: segment.into(),
+            element: None,
+            members: Vec::new(),
+        });
+        self.path_ids.insert(self.wild.clone(), id);
         self.facts.wildcard_paths.insert(self.wild.clone());
-        true
+        Some(id)
     }
 
     /// Whether a container at the current pointer (of `depth` segments) has a capture or collect
@@ -865,7 +948,7 @@ impl<'c, 'a> Scanner<'c, 'a> {
     fn match_capture(&self, depth: usize) -> Option<usize> {
         self.captures
             .iter()
-            .position(|p| p.depth == depth && p.text == self.exact)
+            .position(|p| p.depth == depth && same_bytes(p.text.as_bytes(), self.exact.as_bytes()))
     }
 
     fn scalar_collect(&self, ctx: Ctx) -> Option<usize> {
@@ -874,7 +957,7 @@ impl<'c, 'a> Scanner<'c, 'a> {
         }
         self.collects
             .iter()
-            .position(|p| p.depth == ctx.depth && p.text == self.wild)
+            .position(|p| p.depth == ctx.depth && same_bytes(p.text.as_bytes(), self.wild.as_bytes()))
     }
 
     /// Appends decoded bytes of the current string or number, keeping at most `value_limit`.
@@ -961,11 +1044,14 @@ impl<'c, 'a> Scanner<'c, 'a> {
         let Some(frame) = self.stack.last_mut() else {
             return;
         };
+        let ordinal = frame.count;
         frame.count += 1;
+        let frame = *frame;
         self.ctx = Ctx {
             depth,
             tracked: false,
             zero: false,
+            path: None,
         };
         if !frame.track_children {
             return;
@@ -978,13 +1064,17 @@ impl<'c, 'a> Scanner<'c, 'a> {
         }
         self.exact.truncate(frame.exact_len);
         self.wild.truncate(frame.wild_len);
-        let key = String::from_utf8_lossy(&self.value);
+        let key = match std::str::from_utf8(&self.value) {
+            Ok(key) => std::borrow::Cow::Borrowed(key),
+            Err(_) => String::from_utf8_lossy(&self.value),
+        };
         push_segment(&mut self.exact, &key);
         push_segment(&mut self.wild, &key);
         self.ctx = Ctx {
             depth,
             tracked: true,
             zero: frame.zero,
+            path: self.child_path(frame, depth, Some(ordinal)),
         };
     }
 
@@ -1073,6 +1163,37 @@ impl<'c, 'a> Scanner<'c, 'a> {
     }
 }
 
+/// Returns the index of the first byte at or after `i` that ends plain string content (see
+/// [`STRING_SPECIAL`]), or the chunk length. Strings are most of the bytes of a typical SBOM, so
+/// this tests eight bytes at a time with the classic "has a byte equal to / less than" word tricks
+/// before finishing byte by byte.
+#[inline]
+fn skip_string_content(chunk: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    while let Some(word) = chunk.get(i..i + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(word) else { break };
+        let v = u64::from_le_bytes(word);
+        let quote = v ^ (ONES * u64::from(b'"'));
+        let backslash = v ^ (ONES * u64::from(b'\\'));
+        // A nonzero high bit in any lane means some byte is 0 (after the xor) or below 0x20.
+        let special = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (v.wrapping_sub(ONES * 0x20) & !v);
+        if special & HIGHS != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&b) = chunk.get(i) {
+        if STRING_SPECIAL[usize::from(b)] {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 fn value_type(b: u8) -> Option<ValueType> {
     Some(match b {
         b'{' => ValueType::Object,
@@ -1099,6 +1220,24 @@ fn invalid_escape_message(b: u8) -> String {
     }
 }
 
+/// Slice equality without a call into libc's `memcmp`, which dominated the scan's profile: the
+/// slices compared per value (key segments, pointers against patterns) are short and usually
+/// differ in length or early on.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while let (Some(x), Some(y)) = (a.get(i..i + 8), b.get(i..i + 8)) {
+        if x != y {
+            return false;
+        }
+        i += 8;
+    }
+    a.iter().skip(i).zip(b.iter().skip(i)).all(|(x, y)| x == y)
+}
+
 /// Appends the decimal digits of `index` without going through `fmt`.
 fn push_index(path: &mut String, mut index: usize) {
     let mut digits = [0u8; 20];
@@ -1120,7 +1259,7 @@ fn push_index(path: &mut String, mut index: usize) {
 /// Appends `/` and `key` escaped per RFC 6901 (`~` as `~0`, `/` as `~1`).
 fn push_segment(path: &mut String, key: &str) {
     path.push('/');
-    if !key.contains(['~', '/']) {
+    if !key.bytes().any(|b| b == b'~' || b == b'/') {
         path.push_str(key);
         return;
     }
