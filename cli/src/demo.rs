@@ -261,12 +261,6 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
     let mut steps: Vec<(&str, Step)> = Vec::new();
     let mut run_step = |title: &'static str, a: &[&str]| -> Result<Step, Error> {
         let step = evault(&vault, a)?;
-        let result = Step {
-            args: step.args.clone(),
-            code: step.code,
-            stdout: step.stdout.clone(),
-            stderr: step.stderr.clone(),
-        };
         if !json_output {
             println!("\n## {title}\n$ evault {}", a.join(" "));
             print!("{}", step.stdout);

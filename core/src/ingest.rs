@@ -448,8 +448,11 @@ enum Compression {
     Zstd,
 }
 
-/// Bytes read from the start of a source to recognise archives.
+/// Bytes of decompressed output that show whether a source is a tar archive (one header block).
 const SNIFF: usize = 512;
+/// Bytes read from the start of a source to recognise archives: enough compressed input for a
+/// whole zstd block (at most 128 KiB of content), since zstd emits nothing before a block ends.
+const SNIFF_INPUT: usize = 256 * 1024;
 
 fn compression_of(head: &[u8]) -> Compression {
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -533,7 +536,7 @@ fn stage_source(
             (path.display().to_string(), Box::new(file), Some(meta.len()))
         }
     };
-    let head = read_up_to(&mut reader, SNIFF)
+    let head = read_up_to(&mut reader, SNIFF_INPUT)
         .map_err(|e| Error::Invalid(format!("{label}: cannot read: {e}")))?;
     let whole = Cursor::new(head.clone()).chain(reader);
     if expand && let Some(c) = archive_compression(&head) {
@@ -1033,29 +1036,38 @@ mod tests {
 
     #[test]
     fn archives_are_recognised_by_content() {
+        // Large, poorly compressible content: zstd emits its first output only once a whole
+        // block (up to 128 KiB) has been read, so a short sniff would miss it.
+        let mut content = Vec::new();
+        let mut x: u32 = 1;
+        while content.len() < 1_200_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            content.extend_from_slice(format!("{x:08x}").as_bytes());
+        }
         let mut builder = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
-        header.set_size(2);
+        header.set_size(content.len() as u64);
         header.set_cksum();
         builder
-            .append_data(&mut header, "x.json", &b"{}"[..])
+            .append_data(&mut header, "x.txt", content.as_slice())
             .unwrap();
         let tar = builder.into_inner().unwrap();
-        assert_eq!(archive_compression(&tar[..SNIFF]), Some(Compression::None));
+        let head = |b: &[u8]| b[..SNIFF_INPUT.min(b.len())].to_vec();
+        assert_eq!(archive_compression(&head(&tar)), Some(Compression::None));
         let zst = zstd::encode_all(tar.as_slice(), 3).unwrap();
-        assert_eq!(
-            archive_compression(&zst[..SNIFF.min(zst.len())]),
-            Some(Compression::Zstd)
+        assert!(
+            zst.len() > SNIFF_INPUT,
+            "the test needs a multi-block zstd stream"
         );
+        assert_eq!(archive_compression(&head(&zst)), Some(Compression::Zstd));
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         io::Write::write_all(&mut gz, &tar).unwrap();
         let gz = gz.finish().unwrap();
-        assert_eq!(
-            archive_compression(&gz[..SNIFF.min(gz.len())]),
-            Some(Compression::Gzip)
-        );
-        let not_tar = zstd::encode_all(&b"just some compressed text"[..], 3).unwrap();
-        assert_eq!(archive_compression(&not_tar), None);
+        assert_eq!(archive_compression(&head(&gz)), Some(Compression::Gzip));
+        let not_tar = zstd::encode_all(&content[..], 3).unwrap();
+        assert_eq!(archive_compression(&head(&not_tar)), None);
         assert_eq!(archive_compression(b"{}"), None);
     }
 }

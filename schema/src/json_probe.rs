@@ -135,8 +135,9 @@ pub struct JsonSyntaxError {
 /// Memory stays bounded whatever the input: besides the facts themselves (capped by `max_paths`,
 /// `collect_limit` and the value limits) the scanner keeps one frame per open container (at most
 /// `max_nesting`), the pointer of the current value while it is within `max_depth` or on the way
-/// to a `capture_long`/`collect` pattern (keys longer than 4 KiB stop path tracking for their
-/// subtree), and one value buffer of at most `max(scalar_limit, long_limit)` bytes.
+/// to a `capture_long`/`collect` pattern (keys longer than 1 KiB stop path tracking for their
+/// subtree, and pointers longer than 2 KiB are not recorded), and one value buffer of at most
+/// `max(scalar_limit, long_limit)` bytes.
 pub fn probe_json<R: BufRead>(
     mut reader: R,
     config: &ProbeConfig<'_>,
@@ -163,7 +164,12 @@ pub fn probe_json<R: BufRead>(
 /// Longest object key (decoded bytes) kept for building pointers. A longer key cannot be part of
 /// any pointer detection cares about, and keeping it would let one hostile key use unbounded
 /// memory, so its subtree is simply not recorded (and `truncated` is set if facts were lost).
-const KEY_LIMIT: usize = 4096;
+const KEY_LIMIT: usize = 1024;
+
+/// Longest wildcard pointer recorded in `wildcard_paths` (and so in `scalars` and `containers`).
+/// Together with `max_paths` this bounds what the path maps can hold, whatever `max_depth` is;
+/// longer pointers are left out and set `truncated`.
+const POINTER_LIMIT: usize = 2048;
 
 /// Extra bytes kept beyond `scalar_limit` so that the cut can land on a character boundary of the
 /// decoded text instead of in the middle of a multi-byte character.
@@ -288,6 +294,10 @@ struct Frame {
     wild_len: usize,
     /// Every array index in the container's pointer is 0.
     zero: bool,
+    /// The exact buffer holds the container's pointer (see [`Ctx::exact`]).
+    exact: bool,
+    /// A `capture_long` pointer lies below the container.
+    capture_below: bool,
     /// Children's pointers are built: first document, and the children are within `max_depth` or
     /// this container lies on the way to a capture/collect pattern.
     track_children: bool,
@@ -302,10 +312,15 @@ struct Frame {
 struct Ctx {
     /// Segments in its pointer.
     depth: usize,
-    /// The path buffers hold its pointer.
+    /// The wildcard buffer holds its pointer (first document; within `max_depth` or on the way
+    /// to a pattern; no overlong key on the way).
     tracked: bool,
     /// Every array index in its pointer is 0.
     zero: bool,
+    /// The exact buffer holds its pointer. Exact pointers are only needed on all-zero paths (for
+    /// `scalars` and `containers`) and on the way to a `capture_long` pointer; not building them
+    /// elsewhere saves a copy per key in the bulk of a large array.
+    exact: bool,
     /// Its node in the path trie: set iff it is within `max_depth` and its wildcard pointer is in
     /// `wildcard_paths` (which may be full).
     path: Option<PathId>,
@@ -386,9 +401,10 @@ struct Scanner<'c, 'a> {
     state: State,
     stack: Vec<Frame>,
     /// Pointer of the current value with real array indexes (for `scalars`, `containers` and
-    /// `capture_long`); valid only while `ctx.tracked`.
+    /// `capture_long`); valid only while `ctx.exact`.
     exact: String,
-    /// The same pointer with array indexes written `*` (for `wildcard_paths` and `collect`).
+    /// The same pointer with array indexes written `*` (for `wildcard_paths` and `collect`);
+    /// valid only while `ctx.tracked`.
     wild: String,
     ctx: Ctx,
     target: Target,
@@ -729,6 +745,7 @@ impl<'c, 'a> Scanner<'c, 'a> {
             depth: 0,
             tracked: first,
             zero: true,
+            exact: first,
             path: if first { self.intern_path(0) } else { None },
         };
     }
@@ -743,15 +760,20 @@ impl<'c, 'a> Scanner<'c, 'a> {
         frame.count += 1;
         let frame = *frame;
         self.ctx = if frame.track_children {
-            self.exact.truncate(frame.exact_len);
+            let zero = frame.zero && index == 0;
+            let exact = frame.exact && (zero || frame.capture_below);
+            if exact {
+                self.exact.truncate(frame.exact_len);
+                self.exact.push('/');
+                push_index(&mut self.exact, index);
+            }
             self.wild.truncate(frame.wild_len);
-            self.exact.push('/');
-            push_index(&mut self.exact, index);
             self.wild.push_str("/*");
             Ctx {
                 depth,
                 tracked: true,
-                zero: frame.zero && index == 0,
+                zero,
+                exact,
                 path: self.child_path(frame, depth, None),
             }
         } else {
@@ -759,6 +781,7 @@ impl<'c, 'a> Scanner<'c, 'a> {
                 depth,
                 tracked: false,
                 zero: false,
+                exact: false,
                 path: None,
             }
         };
@@ -795,12 +818,13 @@ impl<'c, 'a> Scanner<'c, 'a> {
             self.facts.root = Some(ty);
         }
         let record = ctx.path.is_some();
-        let at_zero = record && ctx.zero;
+        // `zero` implies `exact` (see `enter_element`), but the map keys must never be stale.
+        let at_zero = record && ctx.zero && ctx.exact;
         let container = match ty {
             ValueType::Object => ContainerType::Object,
             ValueType::Array => ContainerType::Array,
             ValueType::String => {
-                let capture = if ctx.tracked {
+                let capture = if ctx.exact {
                     self.match_capture(ctx.depth)
                 } else {
                     None
@@ -853,14 +877,26 @@ impl<'c, 'a> Scanner<'c, 'a> {
         if self.stack.len() >= self.cfg.max_nesting {
             return Err(self.error_at(i, format!("nesting deeper than {}", self.cfg.max_nesting)));
         }
-        let track_children =
-            ctx.tracked && (ctx.depth < self.cfg.max_depth || self.leads_to_pattern(ctx.depth));
+        let capture_below = ctx.exact
+            && self
+                .captures
+                .iter()
+                .any(|p| p.extends(&self.exact, ctx.depth));
+        let track_children = ctx.tracked
+            && (ctx.depth < self.cfg.max_depth
+                || capture_below
+                || self
+                    .collects
+                    .iter()
+                    .any(|p| p.extends(&self.wild, ctx.depth)));
         self.stack.push(Frame {
             ty: container,
             count: 0,
             exact_len: self.exact.len(),
             wild_len: self.wild.len(),
             zero: ctx.zero,
+            exact: ctx.exact,
+            capture_below,
             track_children,
             record: at_zero,
             path: ctx.path,
@@ -893,7 +929,9 @@ impl<'c, 'a> Scanner<'c, 'a> {
             }
             Some(position) => {
                 if let Some(&id) = node.members.get(position)
-                    && self.paths.get(id).is_some_and(|child| same_bytes(child.segment.as_bytes(), segment.as_bytes()))
+                    && self.paths.get(id).is_some_and(|child| {
+                        same_bytes(child.segment.as_bytes(), segment.as_bytes())
+                    })
                 {
                     return Some(id);
                 }
@@ -921,7 +959,7 @@ impl<'c, 'a> Scanner<'c, 'a> {
         if let Some(&id) = self.path_ids.get(self.wild.as_str()) {
             return Some(id);
         }
-        if self.paths.len() >= self.cfg.max_paths {
+        if self.paths.len() >= self.cfg.max_paths || self.wild.len() > POINTER_LIMIT {
             self.facts.truncated = true;
             return None;
         }
@@ -937,14 +975,6 @@ impl<'c, 'a> Scanner<'c, 'a> {
         Some(id)
     }
 
-    /// Whether a container at the current pointer (of `depth` segments) has a capture or collect
-    /// pattern below it, i.e. whether its children's pointers are worth building beyond
-    /// `max_depth`.
-    fn leads_to_pattern(&self, depth: usize) -> bool {
-        self.captures.iter().any(|p| p.extends(&self.exact, depth))
-            || self.collects.iter().any(|p| p.extends(&self.wild, depth))
-    }
-
     fn match_capture(&self, depth: usize) -> Option<usize> {
         self.captures
             .iter()
@@ -955,9 +985,9 @@ impl<'c, 'a> Scanner<'c, 'a> {
         if !ctx.tracked {
             return None;
         }
-        self.collects
-            .iter()
-            .position(|p| p.depth == ctx.depth && same_bytes(p.text.as_bytes(), self.wild.as_bytes()))
+        self.collects.iter().position(|p| {
+            p.depth == ctx.depth && same_bytes(p.text.as_bytes(), self.wild.as_bytes())
+        })
     }
 
     /// Appends decoded bytes of the current string or number, keeping at most `value_limit`.
@@ -1051,6 +1081,7 @@ impl<'c, 'a> Scanner<'c, 'a> {
             depth,
             tracked: false,
             zero: false,
+            exact: false,
             path: None,
         };
         if !frame.track_children {
@@ -1062,18 +1093,22 @@ impl<'c, 'a> Scanner<'c, 'a> {
             }
             return;
         }
-        self.exact.truncate(frame.exact_len);
-        self.wild.truncate(frame.wild_len);
         let key = match std::str::from_utf8(&self.value) {
             Ok(key) => std::borrow::Cow::Borrowed(key),
             Err(_) => String::from_utf8_lossy(&self.value),
         };
-        push_segment(&mut self.exact, &key);
+        let exact = frame.exact && (frame.zero || frame.capture_below);
+        if exact {
+            self.exact.truncate(frame.exact_len);
+            push_segment(&mut self.exact, &key);
+        }
+        self.wild.truncate(frame.wild_len);
         push_segment(&mut self.wild, &key);
         self.ctx = Ctx {
             depth,
             tracked: true,
             zero: frame.zero,
+            exact,
             path: self.child_path(frame, depth, Some(ordinal)),
         };
     }
@@ -1172,7 +1207,9 @@ fn skip_string_content(chunk: &[u8], mut i: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     while let Some(word) = chunk.get(i..i + 8) {
-        let Ok(word) = <[u8; 8]>::try_from(word) else { break };
+        let Ok(word) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
         let v = u64::from_le_bytes(word);
         let quote = v ^ (ONES * u64::from(b'"'));
         let backslash = v ^ (ONES * u64::from(b'\\'));
@@ -1220,9 +1257,9 @@ fn invalid_escape_message(b: u8) -> String {
     }
 }
 
-/// Slice equality without a call into libc's `memcmp`, which dominated the scan's profile: the
-/// slices compared per value (key segments, pointers against patterns) are short and usually
-/// differ in length or early on.
+/// Slice equality that compiles to word compares instead of a call into libc's `memcmp`, which
+/// was a large part of the scan's profile: the slices compared per value (key segments, pointers
+/// against patterns) are short.
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -62,8 +62,8 @@ impl Rng {
         self.below(100) < percent
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
     }
 }
 
@@ -673,6 +673,16 @@ fn huge_keys_stop_path_tracking_without_failing() {
         ..DEFAULT
     };
     assert!(!probe_with(doc.as_bytes(), &config).unwrap().truncated);
+
+    // Keys just under the key limit are tracked, but pointers over 2 KiB are not recorded.
+    let key = "k".repeat(1000);
+    let doc = format!(r#"{{"{key}":{{"{key}":{{"{key}":1}},"b":2}}}}"#);
+    let facts = probe(doc.as_bytes()).unwrap();
+    assert!(facts.truncated);
+    assert!(facts.scalars.contains_key(&format!("/{key}/b")));
+    assert!(facts.containers.contains_key(&format!("/{key}/{key}")));
+    assert!(facts.wildcard_paths.iter().all(|p| p.len() <= 2048));
+    assert_eq!(facts.wildcard_paths.len(), 4);
 }
 
 #[test]
@@ -729,7 +739,7 @@ const ALPHABET: &[char] = &[
 
 fn random_text(rng: &mut Rng, max_len: usize) -> String {
     (0..rng.below(max_len + 1))
-        .map(|_| *rng.pick(ALPHABET))
+        .map(|_| rng.pick(ALPHABET))
         .collect()
 }
 
@@ -786,7 +796,7 @@ fn write_number(rng: &mut Rng, out: &mut String) {
         }
     }
     if rng.chance(20) {
-        out.push(*rng.pick(&['e', 'E']));
+        out.push(rng.pick(&['e', 'E']));
         match rng.below(3) {
             0 => out.push('+'),
             1 => out.push('-'),
@@ -800,7 +810,7 @@ fn write_number(rng: &mut Rng, out: &mut String) {
 
 fn write_ws(rng: &mut Rng, out: &mut String) {
     if rng.chance(40) {
-        out.push_str(*rng.pick(&[" ", "\n", "\t", "\r\n", "  ", "\n    "]));
+        out.push_str(rng.pick(&[" ", "\n", "\t", "\r\n", "  ", "\n    "]));
     }
 }
 
@@ -814,7 +824,8 @@ fn write_value(rng: &mut Rng, depth: usize, out: &mut String) {
         let mut keys = BTreeSet::new();
         for _ in 0..rng.below(6) {
             let key = if rng.chance(70) {
-                (*rng.pick(&["name", "purl", "a", "b", "sha256", "c/d", "e~f"])).to_owned()
+                rng.pick(&["name", "purl", "a", "b", "sha256", "c/d", "e~f"])
+                    .to_owned()
             } else {
                 random_text(rng, 6)
             };
@@ -849,7 +860,7 @@ fn write_value(rng: &mut Rng, depth: usize, out: &mut String) {
                 write_string(rng, &text, out);
             }
             2 | 3 => write_number(rng, out),
-            4 => out.push_str(*rng.pick(&["true", "false"])),
+            4 => out.push_str(rng.pick(&["true", "false"])),
             _ => out.push_str("null"),
         }
     }
@@ -889,8 +900,8 @@ fn mutate(rng: &mut Rng, doc: &[u8]) -> Vec<u8> {
         1 if pos < out.len() => {
             out.remove(pos);
         }
-        2 if pos < out.len() => out[pos] = *rng.pick(interesting),
-        _ => out.insert(pos, *rng.pick(interesting)),
+        2 if pos < out.len() => out[pos] = rng.pick(interesting),
+        _ => out.insert(pos, rng.pick(interesting)),
     }
     out
 }
@@ -1226,23 +1237,50 @@ fn throughput() {
     Components::new(512 << 20).read_to_end(&mut doc).unwrap();
     let mb = |elapsed: std::time::Duration| doc.len() as f64 / elapsed.as_secs_f64() / 1e6;
     let collect = ["/*/purl"];
-    let config = ProbeConfig { max_depth: 8, collect: &collect, collect_limit: 10, ..DEFAULT };
-    for max_depth in [8, 2] {
-        let config = ProbeConfig { max_depth, ..config.clone() };
+    let config = ProbeConfig {
+        max_depth: 8,
+        collect: &collect,
+        collect_limit: 10,
+        ..DEFAULT
+    };
+    // max_depth 0 without patterns is the tokenizer alone: nothing is tracked.
+    for (max_depth, collect) in [(8, &collect[..]), (2, &collect[..]), (0, &[][..])] {
+        let config = ProbeConfig {
+            max_depth,
+            collect,
+            ..config.clone()
+        };
         let start = std::time::Instant::now();
         let facts = probe_with(&doc, &config).unwrap();
         let elapsed = start.elapsed();
         assert_eq!(facts.documents, 1);
-        println!("slice, max_depth {max_depth}: {} MiB in {elapsed:.2?}: {:.0} MB/s", doc.len() >> 20, mb(elapsed));
+        println!(
+            "slice, max_depth {max_depth}, collect {collect:?}: {} MiB in {elapsed:.2?}: {:.0} MB/s",
+            doc.len() >> 20,
+            mb(elapsed)
+        );
     }
     let start = std::time::Instant::now();
     probe_json(BufReader::with_capacity(64 << 10, &doc[..]), &config).unwrap();
-    println!("BufReader (64 KiB) over the slice: {:.0} MB/s", mb(start.elapsed()));
+    println!(
+        "BufReader (64 KiB) over the slice: {:.0} MB/s",
+        mb(start.elapsed())
+    );
     let start = std::time::Instant::now();
     serde_json::from_slice::<serde::de::IgnoredAny>(&doc).unwrap();
-    println!("serde_json into IgnoredAny, for comparison: {:.0} MB/s", mb(start.elapsed()));
+    println!(
+        "serde_json into IgnoredAny, for comparison: {:.0} MB/s",
+        mb(start.elapsed())
+    );
     let start = std::time::Instant::now();
-    let facts = probe_json(BufReader::with_capacity(256 << 10, Components::new(1 << 30)), &config).unwrap();
-    println!("1 GiB generated on the fly (generation included): {:.2?}", start.elapsed());
+    let facts = probe_json(
+        BufReader::with_capacity(256 << 10, Components::new(1 << 30)),
+        &config,
+    )
+    .unwrap();
+    println!(
+        "1 GiB generated on the fly (generation included): {:.2?}",
+        start.elapsed()
+    );
     assert_eq!(facts.documents, 1);
 }

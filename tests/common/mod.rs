@@ -55,8 +55,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Standard base64 with padding (the encoding DSSE and Sigstore bundles use).
 pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
@@ -77,13 +76,25 @@ pub fn base64(bytes: &[u8]) -> String {
 }
 
 /// What one run of the binary did.
-#[derive(Debug)]
 pub struct Run {
     pub args: Vec<String>,
     /// Exit code; -1 when the process was killed by a signal.
     pub code: i32,
     pub stdout: Vec<u8>,
     pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`evault {}`\nexit code: {}\nstdout:\n{}\nstderr:\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout_text(),
+            self.stderr
+        )
+    }
 }
 
 impl Run {
@@ -171,7 +182,12 @@ impl Run {
 /// Fails if `stderr` shows a Rust panic or a backtrace.
 #[track_caller]
 pub fn assert_no_panic(stderr: &str) {
-    for sign in ["panicked", "stack backtrace", "RUST_BACKTRACE", "internal error"] {
+    for sign in [
+        "panicked",
+        "stack backtrace",
+        "RUST_BACKTRACE",
+        "internal error",
+    ] {
         assert!(
             !stderr.contains(sign),
             "stderr shows a panic ({sign:?}):\n{stderr}"
@@ -329,6 +345,18 @@ impl Vault {
         let mut all: Vec<std::ffi::OsString> = vec!["--json".into(), "push".into()];
         all.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         records(&self.run(all).success())
+    }
+
+    /// `evault --json push ARGS...` with `stdin` on standard input, which must succeed.
+    #[track_caller]
+    pub fn push_json_stdin<I, S>(&self, args: I, stdin: &[u8]) -> Vec<Value>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut all: Vec<std::ffi::OsString> = vec!["--json".into(), "push".into()];
+        all.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        records(&self.run_with_stdin(all, stdin).success())
     }
 
     /// `evault --json push PATH` with the default [`LINKS`]; the one record it must create.
