@@ -7,10 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{Vault, digest_of, walk};
 
 fn corpus_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("EVAULT_CORPUS")
@@ -146,31 +148,6 @@ fn expected_kind(entry: &Entry, format: &str) -> Option<&'static str> {
     }
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn evault(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_evault"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn every_corpus_file_is_detected_as_its_manifest_states() {
     let Some(corpus) = corpus_dir() else { return };
@@ -184,7 +161,7 @@ fn every_corpus_file_is_detected_as_its_manifest_states() {
     // Every data file in the corpus is described by a MANIFEST entry, so none escapes the check.
     let described: std::collections::BTreeSet<&str> =
         entries.iter().map(|e| e.path.as_str()).collect();
-    for file in walk(&corpus) {
+    for file in walk(&corpus).into_iter().filter(|p| p.is_file()) {
         let rel = file
             .strip_prefix(&corpus)
             .unwrap()
@@ -199,17 +176,8 @@ fn every_corpus_file_is_detected_as_its_manifest_states() {
     }
 
     // Push the whole corpus as one directory bundle through the real binary.
-    let vault = tempfile::tempdir().unwrap();
-    let data = vault.path().join("vault");
-    let (code, _, stderr) = evault(&["--data-dir".as_ref(), data.as_os_str(), "init".as_ref()]);
-    assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, stderr) = evault(&[
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "--json".as_ref(),
-        "--actor".as_ref(),
-        "corpus-suite".as_ref(),
-        "push".as_ref(),
+    let vault = Vault::initialised().with_actor("corpus-suite");
+    let records = vault.push_json([
         corpus.as_os_str(),
         "--blueprint".as_ref(),
         "corpus".as_ref(),
@@ -218,8 +186,6 @@ fn every_corpus_file_is_detected_as_its_manifest_states() {
         "--git-sha".as_ref(),
         "0123456789abcdef0123456789abcdef01234567".as_ref(),
     ]);
-    assert_eq!(code, 0, "pushing the corpus failed: {stderr}");
-    let records: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     // Identical files pushed with identical links are one record (under the first path), so
     // files are matched to records by digest.
     let by_digest: BTreeMap<&str, &Value> = records
@@ -237,7 +203,7 @@ fn every_corpus_file_is_detected_as_its_manifest_states() {
             continue;
         };
         let bytes = std::fs::read(corpus.join(&entry.path)).unwrap();
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let digest = digest_of(&bytes);
         let Some(record) = by_digest.get(digest.as_str()) else {
             failures.push(format!("{}: not among the pushed records", entry.path));
             continue;
@@ -285,9 +251,7 @@ fn every_corpus_file_is_detected_as_its_manifest_states() {
     );
 
     // Every blob reads back intact.
-    let (code, stdout, stderr) =
-        evault(&["--data-dir".as_ref(), data.as_os_str(), "fsck".as_ref()]);
-    assert_eq!(code, 0, "fsck failed: {stdout}{stderr}");
+    vault.run(["fsck"]).success();
 }
 
 #[test]
