@@ -4,7 +4,7 @@
 //! independence, and the facts format detection relies on.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 
 use evault_schema::json_probe::{
     Container, ContainerType, JsonFacts, JsonSyntaxError, LongString, ProbeConfig, ProbeError,
@@ -43,74 +43,9 @@ fn number(s: &str) -> Scalar {
     Scalar::Number(s.to_owned())
 }
 
-/// xorshift64*: deterministic, dependency-free randomness for generated documents.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
-
-/// A reader that hands out the input in small random chunks, so that every scanner state gets
-/// suspended at a chunk boundary somewhere.
-struct Dribble<'a> {
-    data: &'a [u8],
-    pos: usize,
-    chunk: usize,
-    rng: Rng,
-}
-
-impl<'a> Dribble<'a> {
-    fn new(data: &'a [u8], seed: u64) -> Self {
-        Dribble {
-            data,
-            pos: 0,
-            chunk: 0,
-            rng: Rng(seed | 1),
-        }
-    }
-}
-
-impl Read for Dribble<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl BufRead for Dribble<'_> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.chunk == 0 {
-            self.chunk = 1 + self.rng.below(4);
-        }
-        let end = (self.pos + self.chunk).min(self.data.len());
-        Ok(&self.data[self.pos..end])
-    }
-
-    fn consume(&mut self, amount: usize) {
-        self.pos += amount;
-        self.chunk = 0;
-    }
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{Dribble, Rng};
 
 fn debug<T: std::fmt::Debug>(value: &T) -> String {
     format!("{value:?}")

@@ -3,7 +3,7 @@
 //! split into reads.
 
 use std::collections::BTreeSet;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::time::{Duration, Instant};
 
 use evault_schema::xml_probe::{XmlFacts, XmlProbeError, XmlSyntaxError, probe_xml};
@@ -40,70 +40,9 @@ fn attributes(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// xorshift64*: deterministic randomness without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
-
-/// Hands out the input in 1 to 4 byte reads, so that every lookahead and skip in the scanner
-/// straddles read boundaries somewhere.
-struct Dribble<'a> {
-    data: &'a [u8],
-    pos: usize,
-    chunk: usize,
-    rng: Rng,
-}
-
-impl<'a> Dribble<'a> {
-    fn new(data: &'a [u8], seed: u64) -> Self {
-        Dribble {
-            data,
-            pos: 0,
-            chunk: 0,
-            rng: Rng(seed | 1),
-        }
-    }
-}
-
-impl Read for Dribble<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl BufRead for Dribble<'_> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.chunk == 0 {
-            self.chunk = 1 + self.rng.below(4);
-        }
-        let end = (self.pos + self.chunk).min(self.data.len());
-        Ok(&self.data[self.pos..end])
-    }
-
-    fn consume(&mut self, amount: usize) {
-        self.pos += amount;
-        self.chunk = 0;
-    }
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{Dribble, Rng};
 
 // ---------------------------------------------------------------------------------------------
 // Documents detection looks at
