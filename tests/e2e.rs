@@ -2086,3 +2086,21 @@ fn the_demo_runs_end_to_end() {
     assert_no_panic(&run.stderr);
     assert!(!run.stderr.contains("error:"), "{}", run.stderr);
 }
+
+#[test]
+fn pushing_a_directory_that_holds_the_vault_skips_the_vault_itself() {
+    let v = Vault::initialised();
+    v.write("evidence/notes.md", "# Release notes\n\nNothing to see.\n");
+    let run = v.run(with_links(&["--json", "push", "."])).success();
+    let pushed = records(&run);
+    let paths: Vec<String> = pushed.iter().map(|r| str_field(r, "source_path")).collect();
+    assert_eq!(paths, ["evidence/notes.md"]);
+    assert!(
+        run.warnings().iter().any(|w| w.contains("'vault' skipped")),
+        "{:?}",
+        run.warnings()
+    );
+    let blob = v.blob_files().remove(0);
+    v.run(with_links(&["push", blob.to_str().unwrap()]))
+        .fails(2, &["inside the vault's own directory"]);
+}

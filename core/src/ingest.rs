@@ -101,14 +101,16 @@ struct Bundle {
     files: Vec<Staged>,
 }
 
-/// Running totals against the push limits.
-struct Budget<'a> {
+/// One push in progress: running totals against the limits, and what must not be pushed.
+struct Session<'a> {
     limits: &'a Limits,
     files: u64,
     bytes: u64,
+    /// The vault's own directory (canonical): a directory push never walks into it.
+    vault_dir: Option<PathBuf>,
 }
 
-impl Budget<'_> {
+impl Session<'_> {
     fn add_file(&mut self, path: &str) -> Result<()> {
         self.files += 1;
         if self.files > self.limits.max_push_files {
@@ -142,6 +144,7 @@ pub fn push(
     index: &dyn MetadataIndex,
     limits: &Limits,
     request: &PushRequest,
+    vault_dir: &Path,
     now: DateTime<Utc>,
 ) -> Result<PushOutcome> {
     if request.sources.is_empty() {
@@ -150,10 +153,11 @@ pub fn push(
         ));
     }
     let flags = FlagLinks::parse(&request.links)?;
-    let mut budget = Budget {
+    let mut budget = Session {
         limits,
         files: 0,
         bytes: 0,
+        vault_dir: fs::canonicalize(vault_dir).ok(),
     };
     let mut warnings = Vec::new();
     let mut bundles = Vec::new();
@@ -511,7 +515,7 @@ fn stage_source(
     blobs: &dyn BlobStore,
     source: &PushSource,
     expand: bool,
-    budget: &mut Budget<'_>,
+    budget: &mut Session<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Bundle> {
     let (label, mut reader, size): (String, Box<dyn Read>, Option<u64>) = match source {
@@ -523,6 +527,14 @@ fn stage_source(
                 }
                 _ => unreadable(path, e),
             })?;
+            if let Some(vault) = &budget.vault_dir
+                && fs::canonicalize(path).is_ok_and(|p| p.starts_with(vault))
+            {
+                return Err(Error::Invalid(format!(
+                    "{}: is inside the vault's own directory",
+                    path.display()
+                )));
+            }
             if meta.is_dir() {
                 return stage_dir(blobs, path, budget, warnings);
             }
@@ -561,7 +573,7 @@ fn stage_file(
     path: &str,
     mut reader: impl Read,
     size_hint: Option<u64>,
-    budget: &mut Budget<'_>,
+    budget: &mut Session<'_>,
 ) -> Result<Staged> {
     let max = budget.limits.max_file_bytes.min(budget.bytes_left());
     let stage_err = |e: StageError| match e {
@@ -700,7 +712,7 @@ impl Read for ChannelReader {
 fn stage_dir(
     blobs: &dyn BlobStore,
     root: &Path,
-    budget: &mut Budget<'_>,
+    budget: &mut Session<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Bundle> {
     let label = root.display().to_string();
@@ -747,6 +759,16 @@ fn stage_dir(
                 }
                 warnings.push(format!("{label}: symlink '{rel}' skipped (its target inside the bundle is pushed itself)"));
             } else if meta.is_dir() {
+                if budget
+                    .vault_dir
+                    .as_deref()
+                    .is_some_and(|v| fs::canonicalize(&path).is_ok_and(|p| p == v))
+                {
+                    warnings.push(format!(
+                        "{label}: '{rel}' skipped (it is the vault's own directory)"
+                    ));
+                    continue;
+                }
                 subdirs.push((path, rel, depth + 1));
             } else if !meta.is_file() {
                 return Err(Error::Invalid(format!(
@@ -913,7 +935,7 @@ fn stage_archive(
     label: &str,
     reader: impl Read,
     compression: Compression,
-    budget: &mut Budget<'_>,
+    budget: &mut Session<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Bundle> {
     let limit = budget.limits.max_push_bytes;

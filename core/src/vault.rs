@@ -114,6 +114,7 @@ impl Vault {
             self.index.as_ref(),
             &self.config.limits,
             request,
+            &self.dir,
             Utc::now(),
         )
     }
