@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use evault_core::ingest::{LinkArgs, PushRequest, PushSource};
+use evault_core::ingest::{LinkArgs, PushProgress, PushRequest, PushSource};
 use evault_core::{Digest, Error, RecordFilter, Vault};
 use evault_schema::{Format, Kind, validate};
 
@@ -310,7 +310,24 @@ fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
         producer: actor(g)?,
         expand_archives: !args.no_expand,
     };
-    let outcome = vault.push(&request)?;
+    let show_progress = !g.json && io::stderr().is_terminal();
+    let mut last: Option<std::time::Instant> = None;
+    let mut progress = |p: PushProgress| {
+        if show_progress && last.is_none_or(|t| t.elapsed().as_millis() >= 200) {
+            last = Some(std::time::Instant::now());
+            eprint!(
+                "\r\x1b[Kreading: {} file{}, {}",
+                p.files_staged,
+                if p.files_staged == 1 { "" } else { "s" },
+                output::human_bytes(p.bytes_staged)
+            );
+        }
+    };
+    let outcome = vault.push(&request, &mut progress);
+    if last.is_some() {
+        eprint!("\r\x1b[K");
+    }
+    let outcome = outcome?;
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }

@@ -108,6 +108,43 @@ struct Session<'a> {
     bytes: u64,
     /// The vault's own directory (canonical): a directory push never walks into it.
     vault_dir: Option<PathBuf>,
+    files_staged: u64,
+    progress: &'a mut dyn FnMut(PushProgress),
+}
+
+/// How far staging has got, reported as files are read (and every few MiB within large files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushProgress {
+    pub files_staged: u64,
+    pub bytes_staged: u64,
+}
+
+/// Bytes between progress reports within one file.
+const PROGRESS_EVERY: u64 = 8 << 20;
+
+/// Reports progress while a large file streams through.
+struct ProgressReader<'a, R> {
+    inner: R,
+    report: &'a mut dyn FnMut(PushProgress),
+    files_staged: u64,
+    bytes_before: u64,
+    read: u64,
+    next_report: u64,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read >= self.next_report {
+            self.next_report = self.read + PROGRESS_EVERY;
+            (self.report)(PushProgress {
+                files_staged: self.files_staged,
+                bytes_staged: self.bytes_before + self.read,
+            });
+        }
+        Ok(n)
+    }
 }
 
 impl Session<'_> {
@@ -133,6 +170,17 @@ impl Session<'_> {
         Ok(())
     }
 
+    fn progress_reader<R: Read>(&mut self, inner: R) -> ProgressReader<'_, R> {
+        ProgressReader {
+            inner,
+            report: &mut *self.progress,
+            files_staged: self.files_staged,
+            bytes_before: self.bytes,
+            read: 0,
+            next_report: PROGRESS_EVERY,
+        }
+    }
+
     fn bytes_left(&self) -> u64 {
         self.limits.max_push_bytes.saturating_sub(self.bytes)
     }
@@ -146,6 +194,7 @@ pub fn push(
     request: &PushRequest,
     vault_dir: &Path,
     now: DateTime<Utc>,
+    progress: &mut dyn FnMut(PushProgress),
 ) -> Result<PushOutcome> {
     if request.sources.is_empty() {
         return Err(Error::Invalid(
@@ -158,6 +207,8 @@ pub fn push(
         files: 0,
         bytes: 0,
         vault_dir: fs::canonicalize(vault_dir).ok(),
+        files_staged: 0,
+        progress,
     };
     let mut warnings = Vec::new();
     let mut bundles = Vec::new();
@@ -575,14 +626,13 @@ fn stage_file(
     size_hint: Option<u64>,
     budget: &mut Session<'_>,
 ) -> Result<Staged> {
-    let max = budget.limits.max_file_bytes.min(budget.bytes_left());
+    let limits = budget.limits;
+    let max = limits.max_file_bytes.min(budget.bytes_left());
     let stage_err = |e: StageError| match e {
-        StageError::TooLarge { .. } if max < budget.limits.max_file_bytes => {
-            Error::TooLarge(format!(
-                "{path}: the push is larger than {} bytes (limits.max_push_bytes)",
-                budget.limits.max_push_bytes
-            ))
-        }
+        StageError::TooLarge { .. } if max < limits.max_file_bytes => Error::TooLarge(format!(
+            "{path}: the push is larger than {} bytes (limits.max_push_bytes)",
+            limits.max_push_bytes
+        )),
         StageError::TooLarge { limit } => Error::TooLarge(format!(
             "{path}: file is larger than {limit} bytes (limits.max_file_bytes)"
         )),
@@ -605,20 +655,25 @@ fn stage_file(
             let blob = blobs.stage(&mut data.as_slice(), max).map_err(stage_err)?;
             (blob, detection)
         } else {
-            stage_streaming(blobs, &mut Cursor::new(data).chain(reader), max).map_err(
-                |e| match e {
-                    Streamed::Stage(e) => stage_err(e),
-                    Streamed::Detect(e) => detect_err(e),
-                },
-            )?
+            let mut reader = budget.progress_reader(Cursor::new(data).chain(reader));
+            stage_streaming(blobs, &mut reader, max).map_err(|e| match e {
+                Streamed::Stage(e) => stage_err(e),
+                Streamed::Detect(e) => detect_err(e),
+            })?
         }
     } else {
+        let mut reader = budget.progress_reader(reader);
         stage_streaming(blobs, &mut reader, max).map_err(|e| match e {
             Streamed::Stage(e) => stage_err(e),
             Streamed::Detect(e) => detect_err(e),
         })?
     };
     budget.add_bytes(path, blob.size)?;
+    budget.files_staged += 1;
+    (budget.progress)(PushProgress {
+        files_staged: budget.files_staged,
+        bytes_staged: budget.bytes,
+    });
     Ok(Staged {
         path: path.to_string(),
         blob,

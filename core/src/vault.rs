@@ -12,7 +12,7 @@ use crate::config::{CONFIG_FILE, VaultConfig};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::{BlobRow, IndexStats, MetadataIndex, SqliteIndex};
-use crate::ingest::{self, PushOutcome, PushRequest};
+use crate::ingest::{self, PushOutcome, PushProgress, PushRequest};
 use crate::record::{Record, RecordFilter};
 
 pub const INDEX_FILE: &str = "index.db";
@@ -108,7 +108,12 @@ impl Vault {
         &self.config
     }
 
-    pub fn push(&self, request: &PushRequest) -> Result<PushOutcome> {
+    /// Runs a push; `progress` hears how far staging has got.
+    pub fn push(
+        &self,
+        request: &PushRequest,
+        progress: &mut dyn FnMut(PushProgress),
+    ) -> Result<PushOutcome> {
         ingest::push(
             self.blobs.as_ref(),
             self.index.as_ref(),
@@ -116,6 +121,7 @@ impl Vault {
             request,
             &self.dir,
             Utc::now(),
+            progress,
         )
     }
 
