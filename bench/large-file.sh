@@ -39,7 +39,8 @@ PY
 
 measure() { # label, command...
   local label=$1; shift
-  local out; out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >/dev/null 2>&1
+  local out; out=$(tail -1 "$WORK/time")
   local secs=${out% *} kib=${out#* }
   local mib_s; mib_s=$(python3 -c "print(f'{$SIZE_MIB/max($secs,0.001):.0f}')")
   printf '| %s | %s MiB | %.2f s | %s MiB/s | %s MiB |\n' "$label" "$SIZE_MIB" "$secs" "$mib_s" "$((kib / 1024))"

@@ -31,6 +31,9 @@ pub struct StagedBlob {
     /// Compressed size in bytes.
     pub stored_size: u64,
     temp: tempfile::TempPath,
+    /// Whether the staging file was flushed to disk. Staging skips the flush when the store
+    /// already holds the blob (the copy will be discarded); publishing flushes if it must.
+    synced: bool,
 }
 
 /// What the store knows about one stored blob.
@@ -166,13 +169,18 @@ impl FsBlobStore {
             .finish()
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
             .map_err(write_err)?;
-        file.sync_all().map_err(write_err)?;
+        let digest = hasher.finish();
+        let synced = !self.path(&digest).is_file();
+        if synced {
+            file.sync_all().map_err(write_err)?;
+        }
         let stored_size = file.metadata().map_err(write_err)?.len();
         Ok(StagedBlob {
-            digest: hasher.finish(),
+            digest,
             size,
             stored_size,
             temp,
+            synced,
         })
     }
 }
@@ -205,6 +213,11 @@ impl BlobStore for FsBlobStore {
             if let Some(parent) = dir.parent() {
                 sync_dir(parent)?;
             }
+        }
+        if !staged.synced {
+            File::open(&staged.temp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io_path("cannot write", &staged.temp, e))?;
         }
         staged
             .temp
@@ -380,6 +393,20 @@ mod tests {
             tmp_is_empty(dir.path()),
             "the duplicate staging file is removed"
         );
+    }
+
+    #[test]
+    fn a_duplicate_whose_original_vanished_is_still_published_durably() {
+        let (_dir, store) = store();
+        let first = store.stage(&mut &b"evidence"[..], u64::MAX).unwrap();
+        let digest = first.digest;
+        assert!(first.synced, "a new blob is flushed while staging");
+        store.publish(first).unwrap();
+        let again = store.stage(&mut &b"evidence"[..], u64::MAX).unwrap();
+        assert!(!again.synced, "a copy of a stored blob is not flushed");
+        fs::remove_file(store.location(&digest)).unwrap();
+        assert!(store.publish(again).unwrap());
+        assert_eq!(read_all(&store, &digest).unwrap(), b"evidence");
     }
 
     #[test]
