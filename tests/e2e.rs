@@ -2104,3 +2104,14 @@ fn pushing_a_directory_that_holds_the_vault_skips_the_vault_itself() {
     v.run(with_links(&["push", blob.to_str().unwrap()]))
         .fails(2, &["inside the vault's own directory"]);
 }
+
+#[test]
+fn get_accepts_a_digest_without_its_sha256_prefix() {
+    let v = Vault::initialised();
+    v.write("notes.txt", PLAIN_TEXT);
+    let record = v.push_one("notes.txt");
+    let digest = str_field(&record, "digest");
+    let bare = digest.trim_start_matches("sha256:");
+    let back = v.run(["get", bare]).success();
+    assert_eq!(back.stdout, PLAIN_TEXT);
+}

@@ -341,8 +341,14 @@ fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
 
 fn get(g: &Global, args: GetArgs) -> Result<(), Error> {
     let vault = Vault::open(&g.data_dir)?;
-    let digest: Digest = if args.target.contains(':') {
-        args.target.parse().map_err(Error::Invalid)?
+    let bare_digest = args.target.len() == 64 && args.target.bytes().all(|b| b.is_ascii_hexdigit());
+    let digest: Digest = if args.target.contains(':') || bare_digest {
+        let target = if bare_digest {
+            format!("sha256:{}", args.target)
+        } else {
+            args.target.clone()
+        };
+        target.parse().map_err(Error::Invalid)?
     } else {
         let record = vault.record(&args.target)?;
         record.digest.parse().map_err(Error::Internal)?

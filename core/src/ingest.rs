@@ -223,15 +223,12 @@ pub fn push(
     }
 
     let ingested_at = format_time(now);
-    let mut planned: Vec<(Record, usize, usize)> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
     let mut seen = HashSet::new();
-    for (b, bundle) in bundles.iter().enumerate() {
-        for (i, record) in plan_bundle(bundle, &flags, request, &ingested_at, &mut warnings)?
-            .into_iter()
-            .enumerate()
-        {
+    for bundle in &bundles {
+        for record in plan_bundle(bundle, &flags, request, &ingested_at, &mut warnings)? {
             if seen.insert(record.id.clone()) {
-                planned.push((record, b, i));
+                records.push(record);
             }
         }
     }
@@ -252,7 +249,6 @@ pub fn push(
             }
         }
     }
-    let records: Vec<Record> = planned.into_iter().map(|(r, _, _)| r).collect();
     let committed = index.commit_push(&blob_rows, &records)?;
     Ok(PushOutcome {
         records: committed

@@ -45,9 +45,30 @@ pub struct FsckReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct FsckProblem {
     pub digest: String,
-    /// `corrupt`, `missing` or `size-mismatch`.
-    pub problem: &'static str,
+    pub problem: BlobFault,
     pub detail: String,
+}
+
+/// What is wrong with a stored blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlobFault {
+    /// The bytes do not hash to the blob's name, or cannot be decompressed.
+    Corrupt,
+    /// The blob file is gone.
+    Missing,
+    /// The bytes hash right but their length differs from the index (the index is wrong).
+    SizeMismatch,
+}
+
+impl std::fmt::Display for BlobFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BlobFault::Corrupt => "corrupt",
+            BlobFault::Missing => "missing",
+            BlobFault::SizeMismatch => "size-mismatch",
+        })
+    }
 }
 
 impl Vault {
@@ -175,27 +196,8 @@ impl Vault {
     /// caller; [`Vault::verify_blob`] checks without writing).
     pub fn copy_blob(&self, digest: &Digest, out: &mut dyn Write) -> Result<u64> {
         let row = self.blob(digest)?;
-        let mut reader = self.open_verified(digest)?;
-        let mut buf = vec![0u8; CHUNK];
-        let mut total = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.read_failure(digest, e)),
-            };
-            out.write_all(&buf[..n])
-                .map_err(|e| Error::io("cannot write output", e))?;
-            total += n as u64;
-        }
-        if total != row.size {
-            return Err(Error::Integrity(format!(
-                "blob {digest} is corrupt: {total} bytes stored, {} recorded",
-                row.size
-            )));
-        }
-        Ok(total)
+        self.copy_checked(digest, &row, out)?
+            .map_err(|(_, detail)| Error::Integrity(detail))
     }
 
     /// Reads a blob to its end and checks it against its name.
@@ -203,21 +205,49 @@ impl Vault {
         self.copy_blob(digest, &mut io::sink())
     }
 
-    fn open_verified(&self, digest: &Digest) -> Result<Box<dyn Read + Send>> {
-        self.blobs.open(digest).map_err(|e| match e {
-            Error::NotFound(_) => Error::Integrity(format!(
-                "blob {digest} is missing from the store ({})",
-                self.blobs.location(digest)
-            )),
-            other => other,
-        })
-    }
-
-    fn read_failure(&self, digest: &Digest, e: io::Error) -> Error {
-        match CorruptBlob::from_io(&e) {
-            Some(c) => Error::Integrity(format!("{c} ({})", self.blobs.location(digest))),
-            None => Error::io(format!("cannot read blob {digest}"), e),
+    /// Copies a blob, telling stored-data faults (inner `Err`) from failures to do the work
+    /// (outer `Err`: the output could not be written, the disk failed).
+    fn copy_checked(
+        &self,
+        digest: &Digest,
+        row: &BlobRow,
+        out: &mut dyn Write,
+    ) -> Result<std::result::Result<u64, (BlobFault, String)>> {
+        let location = || self.blobs.location(digest);
+        let mut reader = match self.blobs.open(digest) {
+            Ok(r) => r,
+            Err(Error::NotFound(_)) => {
+                let detail = format!("blob {digest} is missing from the store ({})", location());
+                return Ok(Err((BlobFault::Missing, detail)));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return match CorruptBlob::from_io(&e) {
+                        Some(c) => Ok(Err((BlobFault::Corrupt, format!("{c} ({})", location())))),
+                        None => Err(Error::io(format!("cannot read blob {digest}"), e)),
+                    };
+                }
+            };
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("cannot write output", e))?;
+            total += n as u64;
         }
+        if total != row.size {
+            let detail = format!(
+                "blob {digest} is corrupt: {total} bytes stored, {} recorded",
+                row.size
+            );
+            return Ok(Err((BlobFault::SizeMismatch, detail)));
+        }
+        Ok(Ok(total))
     }
 
     /// Checks every blob against its digest and recorded size, and that every blob file is
@@ -234,23 +264,13 @@ impl Vault {
                 .digest
                 .parse()
                 .map_err(|e| Error::Integrity(format!("index holds a malformed digest: {e}")))?;
-            match self.verify_blob(&digest) {
+            match self.copy_checked(&digest, row, &mut io::sink())? {
                 Ok(n) => report.bytes_checked += n,
-                Err(Error::Integrity(detail)) => {
-                    let problem = if detail.contains("missing") {
-                        "missing"
-                    } else if detail.contains("recorded") {
-                        "size-mismatch"
-                    } else {
-                        "corrupt"
-                    };
-                    report.problems.push(FsckProblem {
-                        digest: row.digest.clone(),
-                        problem,
-                        detail,
-                    });
-                }
-                Err(e) => return Err(e),
+                Err((fault, detail)) => report.problems.push(FsckProblem {
+                    digest: row.digest.clone(),
+                    problem: fault,
+                    detail,
+                }),
             }
             report.blobs_checked += 1;
             progress(i as u64 + 1, total);
