@@ -2115,3 +2115,16 @@ fn get_accepts_a_digest_without_its_sha256_prefix() {
     let back = v.run(["get", bare]).success();
     assert_eq!(back.stdout, PLAIN_TEXT);
 }
+
+#[test]
+fn a_file_name_with_a_control_character_is_refused() {
+    let v = Vault::initialised();
+    v.write("bundle/ok.txt", PLAIN_TEXT);
+    v.write("bundle/bad\nname.txt", PLAIN_TEXT);
+    let before = v.snapshot();
+    v.run(with_links(&["push", "bundle"]))
+        .fails(2, &["control character"]);
+    assert_eq!(v.snapshot(), before);
+    v.run(with_links(&["push", "-", "--stdin-name", "../escape.txt"]))
+        .fails(2, &["'..'"]);
+}

@@ -605,6 +605,7 @@ fn stage_source(
         PushSource::Path(p) => file_name(p),
         PushSource::Stdin { name } => name.clone(),
     };
+    let name = validate::bundle_path(&name).map_err(|e| Error::Invalid(format!("{label}: {e}")))?;
     budget.add_file(&name)?;
     let staged = stage_file(blobs, &name, whole, size, budget)?;
     Ok(Bundle {
@@ -796,6 +797,8 @@ fn stage_dir(
             } else {
                 format!("{prefix}/{name}")
             };
+            let rel =
+                validate::bundle_path(&rel).map_err(|e| Error::Invalid(format!("{label}: {e}")))?;
             let path = entry.path();
             let meta = fs::symlink_metadata(&path).map_err(|e| unreadable(&path, e))?;
             if meta.file_type().is_symlink() {
