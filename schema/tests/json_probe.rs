@@ -45,7 +45,7 @@ fn number(s: &str) -> Scalar {
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{Dribble, Rng};
+use support::{Dribble, Failing, Rng};
 
 fn debug<T: std::fmt::Debug>(value: &T) -> String {
     format!("{value:?}")
@@ -210,12 +210,6 @@ fn error_display_names_the_position() {
 
 #[test]
 fn io_errors_are_reported_as_io() {
-    struct Failing;
-    impl Read for Failing {
-        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-            Err(io::Error::other("disk on fire"))
-        }
-    }
     let err = probe_json(BufReader::new(Failing), &DEFAULT).unwrap_err();
     assert!(matches!(err, ProbeError::Io(_)), "{err:?}");
 }

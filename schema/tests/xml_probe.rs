@@ -42,7 +42,7 @@ fn attributes(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{Dribble, Rng};
+use support::{Dribble, Failing, Rng};
 
 // ---------------------------------------------------------------------------------------------
 // Documents detection looks at
@@ -581,12 +581,6 @@ fn random_documents_and_mutations() {
 
 #[test]
 fn io_errors_are_reported_as_io() {
-    struct Failing;
-    impl Read for Failing {
-        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-            Err(io::Error::other("disk on fire"))
-        }
-    }
     assert!(matches!(
         probe_xml(BufReader::new(Failing)),
         Err(XmlProbeError::Io(_))

@@ -72,3 +72,12 @@ impl BufRead for Dribble<'_> {
         self.chunk = 0;
     }
 }
+
+/// A reader whose every read fails, as a dying disk's would.
+pub struct Failing;
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::other("disk on fire"))
+    }
+}
