@@ -113,8 +113,8 @@ pub fn detect<R: Read>(reader: R) -> Result<Detection, DetectError> {
         Some(Err(Structured::Fatal(e))) => Err(e),
         Some(Err(Structured::Syntax(message))) => {
             // Not the JSON or XML it started out as: maybe text that happens to start with
-            // '[' or '<' (Markdown often does). Drain the rest so the caller's pass completes.
-            io::copy(&mut input, &mut io::sink())?;
+            // '[' or '<' (Markdown often does). Text is judged by its head.
+            fill_head(&mut input)?;
             let head = input.into_inner();
             let mut found = detect_text(&head.head, head.complete());
             if matches!(found.format, Format::Text | Format::Unknown) {
@@ -128,7 +128,7 @@ pub fn detect<R: Read>(reader: R) -> Result<Detection, DetectError> {
             Ok(found)
         }
         None => {
-            io::copy(&mut input, &mut io::sink())?;
+            fill_head(&mut input)?;
             let head = input.into_inner();
             let complete = head.complete();
             refuse_secrets(&head.head)?;
@@ -207,6 +207,14 @@ impl<R: Read> Read for HeadCapture<R> {
         self.total += n as u64;
         Ok(n)
     }
+}
+
+/// Reads until the head buffer is full or the input ends, so that [`HeadCapture::complete`]
+/// tells whether the head is the whole input. The rest of the input is left unread: a caller
+/// streaming the same bytes elsewhere sees the detector stop listening.
+fn fill_head<R: Read>(input: &mut BufReader<HeadCapture<R>>) -> io::Result<()> {
+    io::copy(&mut input.take(HEAD_LIMIT as u64 + 1), &mut io::sink())?;
+    Ok(())
 }
 
 /// The first byte after an optional UTF-8 BOM and whitespace, without consuming anything.
@@ -836,6 +844,23 @@ mod tests {
         assert_eq!((notes.format, notes.kind), (Format::Markdown, Kind::Other));
         assert_eq!(detect_bytes(&[0u8, 1, 2, 3, 0xff]).format, Format::Unknown);
         assert_eq!(detect_bytes(b"").format, Format::Text);
+    }
+
+    #[test]
+    fn text_is_judged_by_its_head_without_reading_the_rest() {
+        struct Counting<R>(R, u64);
+        impl<R: Read> Read for Counting<R> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.read(buf)?;
+                self.1 += n as u64;
+                Ok(n)
+            }
+        }
+        let text = b"a line of build log\n".repeat(500_000);
+        let mut reader = Counting(text.as_slice(), 0);
+        let found = detect(&mut reader).unwrap();
+        assert_eq!(found.format, Format::Text);
+        assert!(reader.1 < text.len() as u64 / 4, "read {} of {} bytes", reader.1, text.len());
     }
 
     #[test]
