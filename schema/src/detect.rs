@@ -860,7 +860,12 @@ mod tests {
         let mut reader = Counting(text.as_slice(), 0);
         let found = detect(&mut reader).unwrap();
         assert_eq!(found.format, Format::Text);
-        assert!(reader.1 < text.len() as u64 / 4, "read {} of {} bytes", reader.1, text.len());
+        assert!(
+            reader.1 < text.len() as u64 / 4,
+            "read {} of {} bytes",
+            reader.1,
+            text.len()
+        );
     }
 
     #[test]
