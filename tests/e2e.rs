@@ -2128,3 +2128,91 @@ fn a_file_name_with_a_control_character_is_refused() {
     v.run(with_links(&["push", "-", "--stdin-name", "../escape.txt"]))
         .fails(2, &["'..'"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tokens (embedded administration)
+
+#[test]
+fn a_token_secret_is_shown_once_and_only_its_hash_is_stored() {
+    let v = Vault::initialised();
+    let created = v
+        .run([
+            "token",
+            "create",
+            "--name",
+            "ci-payments",
+            "--role",
+            "pusher",
+            "--scope",
+            "payments-*",
+            "--expires",
+            "90d",
+        ])
+        .success();
+    let secret = created.stdout_text().trim().to_string();
+    assert!(secret.starts_with("evt_") && secret.len() == 68, "{secret}");
+    assert!(
+        created.stderr.contains("shown only once"),
+        "{}",
+        created.stderr
+    );
+    // The secret appears nowhere in the vault directory; its SHA-256 does.
+    let index = fs::read(v.data_dir().join("index.db")).unwrap();
+    let wal = fs::read(v.data_dir().join("index.db-wal")).unwrap_or_default();
+    for bytes in [&index, &wal] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+    let listed = v.run(["--json", "token", "ls"]).success().json();
+    assert_eq!(listed[0]["name"], "ci-payments");
+    assert_eq!(listed[0]["role"], "pusher");
+    assert_eq!(listed[0]["scopes"], json!(["payments-*"]));
+    assert!(listed[0].get("secret").is_none(), "{listed:#}");
+    assert!(
+        !v.run(["token", "ls"])
+            .success()
+            .stdout_text()
+            .contains(&secret)
+    );
+}
+
+#[test]
+fn tokens_are_named_once_and_revoked_by_name() {
+    let v = Vault::initialised();
+    v.run([
+        "token",
+        "create",
+        "--name",
+        "auditor-q2",
+        "--role",
+        "auditor",
+    ])
+    .success();
+    v.run(["token", "create", "--name", "auditor-q2", "--role", "admin"])
+        .fails(2, &["already exists"]);
+    v.run(["token", "create", "--name", "bad name", "--role", "admin"])
+        .fails(2, &["invalid token name"]);
+    v.run([
+        "token",
+        "create",
+        "--name",
+        "x",
+        "--role",
+        "admin",
+        "--expires",
+        "soon",
+    ])
+    .fails(2, &["invalid duration"]);
+    v.run([
+        "token", "create", "--name", "y", "--role", "admin", "--scope", "a/b",
+    ])
+    .fails(2, &["invalid scope"]);
+    let revoked = v
+        .run(["--json", "token", "revoke", "auditor-q2"])
+        .success()
+        .json();
+    assert!(revoked["revoked_at"].is_string(), "{revoked:#}");
+    v.run(["token", "revoke", "nobody"])
+        .fails(3, &["no token named 'nobody'"]);
+    let ls = v.run(["token", "ls"]).success().stdout_text();
+    assert!(ls.contains("revoked"), "{ls}");
+}

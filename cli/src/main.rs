@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use evault_core::auth::Role;
 use evault_core::ingest::{LinkArgs, PushProgress, PushRequest, PushSource};
 use evault_core::{Digest, Error, RecordFilter, Vault};
 use evault_schema::{Format, Kind, validate};
@@ -71,8 +72,35 @@ enum Command {
     Status,
     /// List the evidence kinds and formats evault knows.
     Formats,
+    /// Manage API tokens for `evault serve` (their secrets are shown once and stored hashed).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run a guided tour: create a vault, push a realistic evidence bundle, query it.
     Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print its secret (once; only a hash is stored).
+    Create {
+        /// Token name: recorded as the producer of what it pushes and in access reviews.
+        #[arg(long)]
+        name: String,
+        /// pusher (push evidence), auditor (read, query, export), approver (approve, read) or
+        /// admin (everything, including tokens).
+        #[arg(long)]
+        role: Role,
+        /// Limit the token to blueprints matching PATTERN (`*` wildcard); repeatable.
+        #[arg(long = "scope", value_name = "PATTERN")]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 12h, 90d, 8w, 1y; default: no expiry.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// List tokens with role, scopes, state, creation and last use (never secrets).
+    Ls,
+    /// Revoke a token; it stops working at once.
+    Revoke { name: String },
 }
 
 #[derive(Args)]
@@ -205,6 +233,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Fsck => fsck(g),
         Command::Status => status(g),
         Command::Formats => formats(g),
+        Command::Token(cmd) => token(g, cmd),
         Command::Demo(args) => demo::run(args, g.json),
     }
 }
@@ -309,6 +338,7 @@ fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
         kind: args.kind,
         producer: actor(g)?,
         expand_archives: !args.no_expand,
+        allowed_blueprints: Vec::new(),
     };
     let show_progress = !g.json && io::stderr().is_terminal();
     let mut last: Option<std::time::Instant> = None;
@@ -522,4 +552,44 @@ fn formats(g: &Global) -> Result<(), Error> {
         ));
     }
     write_stdout(&text)
+}
+
+fn token(g: &Global, cmd: TokenCommand) -> Result<(), Error> {
+    let vault = Vault::open(&g.data_dir)?;
+    match cmd {
+        TokenCommand::Create {
+            name,
+            role,
+            scopes,
+            expires,
+        } => {
+            let lifetime = expires
+                .map(|e| evault_core::auth::parse_lifetime(&e).map_err(Error::Invalid))
+                .transpose()?;
+            let token = vault.create_token(&name, role, &scopes, lifetime, &actor(g)?)?;
+            if g.json {
+                return print_json(&token);
+            }
+            eprintln!("{}", output::token_created(&token.info));
+            write_stdout(&format!("{}\n", token.secret))
+        }
+        TokenCommand::Ls => {
+            let tokens = vault.tokens()?;
+            if g.json {
+                return print_json(&tokens);
+            }
+            write_stdout(&output::token_table(&tokens, chrono::Utc::now()))
+        }
+        TokenCommand::Revoke { name } => {
+            let token = vault.revoke_token(&name)?;
+            if g.json {
+                return print_json(&token);
+            }
+            write_stdout(&format!(
+                "revoked token '{}' (at {})\n",
+                token.name,
+                token.revoked_at.as_deref().unwrap_or("-")
+            ))
+        }
+    }
 }

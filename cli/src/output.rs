@@ -2,6 +2,7 @@
 //! be tested without a terminal.
 
 use evault_core::Record;
+use evault_core::auth::TokenInfo;
 use evault_core::index::Status;
 use evault_core::ingest::PushedRecord;
 use evault_core::vault::FsckReport;
@@ -159,29 +160,7 @@ pub fn record_table(records: &[Record]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        s.push('\n');
-        s
-    };
-    let mut out = line(header.to_vec());
-    for row in &rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    table(&header, &rows)
 }
 
 pub fn fsck_report(report: &FsckReport) -> String {
@@ -202,6 +181,91 @@ pub fn fsck_report(report: &FsckReport) -> String {
     }
     if report.problems.is_empty() {
         out.push_str("all blobs intact\n");
+    }
+    out
+}
+
+pub fn token_created(t: &TokenInfo) -> String {
+    let scopes = if t.scopes.is_empty() {
+        "every blueprint".to_string()
+    } else {
+        t.scopes.join(", ")
+    };
+    format!(
+        "created token '{}' ({}, for {scopes}, {}); its secret follows and is shown only once",
+        t.name,
+        t.role,
+        t.expires_at
+            .as_deref()
+            .map_or("no expiry".to_string(), |e| format!("expires {e}"))
+    )
+}
+
+/// `token ls` as a table.
+pub fn token_table(tokens: &[TokenInfo], now: chrono::DateTime<chrono::Utc>) -> String {
+    if tokens.is_empty() {
+        return "no tokens\n".into();
+    }
+    let day = |t: &Option<String>| {
+        t.as_deref().map_or("-".to_string(), |t| {
+            t.get(..19).unwrap_or(t).replace('T', " ")
+        })
+    };
+    let rows: Vec<[String; 7]> = tokens
+        .iter()
+        .map(|t| {
+            [
+                t.name.clone(),
+                t.role.to_string(),
+                if t.scopes.is_empty() {
+                    "*".into()
+                } else {
+                    t.scopes.join(",")
+                },
+                t.state(now).to_string(),
+                day(&Some(t.created_at.clone())),
+                day(&t.expires_at),
+                day(&t.last_used_at),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME",
+            "ROLE",
+            "SCOPES",
+            "STATE",
+            "CREATED",
+            "EXPIRES",
+            "LAST USED",
+        ],
+        &rows,
+    )
+}
+
+/// Left-aligned columns sized to their content; the last column is not padded.
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
 }

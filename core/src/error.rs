@@ -19,6 +19,15 @@ pub enum Error {
     /// The thing asked for does not exist. Exit code 3.
     #[error("{0}")]
     NotFound(String),
+    /// The request contradicts what exists (e.g. a token name already taken). Exit code 2.
+    #[error("{0}")]
+    Conflict(String),
+    /// No valid credentials. Exit code 6.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Valid credentials, but not allowed to do this. Exit code 6.
+    #[error("{0}")]
+    Forbidden(String),
     /// Stored data no longer matches what was recorded. Exit code 4.
     #[error("{0}")]
     Integrity(String),
@@ -41,7 +50,8 @@ impl Error {
     /// The process exit code for this error (see `docs/cli.md`).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Invalid(_) | Error::TooLarge(_) => 2,
+            Error::Invalid(_) | Error::TooLarge(_) | Error::Conflict(_) => 2,
+            Error::Unauthenticated(_) | Error::Forbidden(_) => 6,
             Error::NotFound(_) => 3,
             Error::Integrity(_) => 4,
             Error::Io { .. } | Error::Index(_) | Error::Internal(_) => 1,

@@ -70,11 +70,18 @@ struct Migration {
 }
 
 /// Schema migrations, applied in order; never edit one that has shipped, add a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "tokens",
+        sql: include_str!("../migrations/0002_tokens.sql"),
+    },
+];
 
 /// The index schema version this build writes.
 pub fn schema_version() -> i64 {
@@ -103,7 +110,7 @@ impl SqliteIndex {
         })
     }
 
-    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
+    pub(crate) fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
         self.conn
             .lock()
             .map_err(|_| Error::Internal("index connection lock poisoned".into()))

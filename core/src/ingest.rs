@@ -70,6 +70,8 @@ pub struct PushRequest {
     /// Expand `.tar`, `.tar.gz` and `.tar.zst` archives into their files (the default); when
     /// false an archive is stored as one opaque blob.
     pub expand_archives: bool,
+    /// Blueprint name patterns the producer may push for (`*` wildcards); empty means any.
+    pub allowed_blueprints: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -390,6 +392,20 @@ fn plan_bundle(
             .cloned()
             .collect(),
     };
+
+    let name = &base.blueprint.name;
+    if !request.allowed_blueprints.is_empty()
+        && !request
+            .allowed_blueprints
+            .iter()
+            .any(|p| crate::auth::scope_matches(p, name))
+    {
+        return Err(Error::Forbidden(format!(
+            "{} may push only for blueprints matching {}; this push is for {name}",
+            request.producer,
+            request.allowed_blueprints.join(", ")
+        )));
+    }
 
     if let Some(manifest) = m {
         let present: HashSet<&str> = bundle.files.iter().map(|f| f.path.as_str()).collect();

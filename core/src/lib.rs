@@ -10,6 +10,7 @@
 //! that need no IO live in `evault-schema` (what a file is) and `evault-retention` (how long it
 //! is kept).
 
+pub mod auth;
 pub mod blob;
 pub mod config;
 pub mod digest;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::auth::{self, AuthFailure, Identity, NewToken, Role, TokenInfo, TokenStore};
 use crate::blob::{BlobStore, CHUNK, CorruptBlob, FsBlobStore};
 use crate::config::{CONFIG_FILE, VaultConfig};
 use crate::digest::Digest;
@@ -27,8 +28,13 @@ pub struct Vault {
     dir: PathBuf,
     config: VaultConfig,
     blobs: Box<dyn BlobStore>,
-    index: Box<dyn MetadataIndex>,
+    index: Box<dyn Index>,
 }
+
+/// Everything the vault keeps in its index: records and blobs, and tokens.
+pub trait Index: MetadataIndex + TokenStore {}
+
+impl<T: MetadataIndex + TokenStore> Index for T {}
 
 /// Result of [`Vault::fsck`].
 #[derive(Debug, Clone, Default, Serialize)]
@@ -248,6 +254,54 @@ impl Vault {
             return Ok(Err((BlobFault::SizeMismatch, detail)));
         }
         Ok(Ok(total))
+    }
+
+    /// Creates a token and returns it with its secret (the only time the secret is available).
+    pub fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        scopes: &[String],
+        lifetime: Option<chrono::Duration>,
+        created_by: &str,
+    ) -> Result<NewToken> {
+        let name = auth::validate_token_name(name).map_err(Error::Invalid)?;
+        let scopes = scopes
+            .iter()
+            .map(|s| auth::validate_scope(s))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::Invalid)?;
+        let now = Utc::now();
+        let secret = auth::generate_secret()?;
+        let info = TokenInfo {
+            name,
+            role,
+            scopes,
+            created_at: crate::record::format_time(now),
+            created_by: created_by.to_string(),
+            expires_at: lifetime.map(|l| crate::record::format_time(now + l)),
+            revoked_at: None,
+            last_used_at: None,
+        };
+        self.index
+            .insert_token(&info, &auth::secret_hash(&secret))?;
+        Ok(NewToken { info, secret })
+    }
+
+    pub fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.index.tokens()
+    }
+
+    /// Revokes a token (revoking twice is harmless); returns it as now stored.
+    pub fn revoke_token(&self, name: &str) -> Result<TokenInfo> {
+        self.index
+            .revoke_token(name, Utc::now())?
+            .ok_or_else(|| Error::NotFound(format!("no token named '{name}'")))
+    }
+
+    /// Who holds `secret`, or why it is not accepted.
+    pub fn authenticate(&self, secret: &str) -> Result<std::result::Result<Identity, AuthFailure>> {
+        auth::authenticate(self.index.as_ref(), secret, Utc::now())
     }
 
     /// Checks every blob against its digest and recorded size, and that every blob file is
