@@ -316,8 +316,9 @@ fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
         .into_iter()
         .map(|p| {
             if p.as_os_str() == "-" {
-                PushSource::Stdin {
+                PushSource::Reader {
                     name: args.stdin_name.clone(),
+                    reader: Box::new(io::stdin()),
                 }
             } else {
                 PushSource::Path(p)
@@ -353,7 +354,7 @@ fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
             );
         }
     };
-    let outcome = vault.push(&request, &mut progress);
+    let outcome = vault.push(request, &mut progress);
     if last.is_some() {
         eprint!("\r\x1b[K");
     }
@@ -461,9 +462,11 @@ fn ls(g: &Global, args: LsArgs) -> Result<(), Error> {
         digest: opt("--digest", args.digest, validate::digest)?,
         since: time("--since", args.since)?,
         until: time("--until", args.until)?,
+        blueprint_patterns: Vec::new(),
+        before: None,
         limit: args.limit,
     };
-    let records = vault.records(&filter)?;
+    let (records, _) = vault.records(&filter)?;
     if g.json {
         return print_json(&records);
     }

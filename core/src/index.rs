@@ -12,7 +12,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
 
 use crate::error::{Error, Result};
-use crate::record::{Blueprint, Record, RecordFilter, format_time};
+use crate::record::{Blueprint, Cursor, Record, RecordFilter, format_time};
 
 /// A blob as the index knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +50,9 @@ pub trait MetadataIndex: Send + Sync {
     /// Ids starting with `prefix` (at most `max`).
     fn ids_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<String>>;
 
-    /// Records matching `filter`, newest first.
-    fn records(&self, filter: &RecordFilter) -> Result<Vec<Record>>;
+    /// Records matching `filter`, newest first, and the cursor of the next page if the page is
+    /// full.
+    fn records(&self, filter: &RecordFilter) -> Result<(Vec<Record>, Option<Cursor>)>;
 
     fn count_records(&self, filter: &RecordFilter) -> Result<u64>;
 
@@ -235,6 +236,23 @@ fn filter_sql(filter: &RecordFilter) -> (String, Vec<Value>) {
             text("r.git_sha < ?", &Some(format!("{sha}g")), &mut clauses);
         }
     }
+    let mut clauses: Vec<String> = clauses.into_iter().map(str::to_string).collect();
+    if !filter.blueprint_patterns.is_empty() {
+        // Patterns hold only name characters and '*' (see auth::validate_scope), so GLOB's
+        // other metacharacters cannot occur.
+        let any = vec!["r.blueprint_name GLOB ?"; filter.blueprint_patterns.len()].join(" OR ");
+        clauses.push(format!("({any})"));
+        values.extend(
+            filter
+                .blueprint_patterns
+                .iter()
+                .map(|p| Value::Text(p.clone())),
+        );
+    }
+    if let Some(cursor) = filter.before {
+        clauses.push("r.seq < ?".into());
+        values.push(Value::Integer(cursor.0));
+    }
     let sql = if clauses.is_empty() {
         String::new()
     } else {
@@ -323,17 +341,23 @@ impl MetadataIndex for SqliteIndex {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn records(&self, filter: &RecordFilter) -> Result<Vec<Record>> {
+    fn records(&self, filter: &RecordFilter) -> Result<(Vec<Record>, Option<Cursor>)> {
         let conn = self.conn()?;
         let (clause, mut values) = filter_sql(filter);
         values.push(Value::Integer(filter.limit.min(i64::MAX as usize) as i64));
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM records r JOIN blobs b ON b.digest = r.digest{clause} \
+            "SELECT {RECORD_COLUMNS}, r.seq FROM records r JOIN blobs b ON b.digest = r.digest{clause} \
              ORDER BY r.seq DESC LIMIT ?"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(values), record_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = stmt.query_map(params_from_iter(values), |row| {
+            Ok((record_from_row(row)?, row.get::<_, i64>(17)?))
+        })?;
+        let rows: Vec<(Record, i64)> = rows.collect::<rusqlite::Result<_>>()?;
+        let next = (rows.len() == filter.limit && filter.limit > 0)
+            .then(|| rows.last().map(|(_, seq)| Cursor(*seq)))
+            .flatten();
+        Ok((rows.into_iter().map(|(r, _)| r).collect(), next))
     }
 
     fn count_records(&self, filter: &RecordFilter) -> Result<u64> {
@@ -479,7 +503,8 @@ mod tests {
                 limit: 10,
                 ..Default::default()
             })
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!(
             all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             [&b.id, &a.id],
@@ -490,19 +515,19 @@ mod tests {
             limit: 10,
             ..Default::default()
         };
-        assert_eq!(index.records(&run1).unwrap(), vec![a.clone()]);
+        assert_eq!(index.records(&run1).unwrap().0, vec![a.clone()]);
         let by_prefix = RecordFilter {
             git_sha: Some("ababab1".into()),
             limit: 10,
             ..Default::default()
         };
-        assert!(index.records(&by_prefix).unwrap().is_empty());
+        assert!(index.records(&by_prefix).unwrap().0.is_empty());
         let by_prefix = RecordFilter {
             git_sha: Some("abababa".into()),
             limit: 10,
             ..Default::default()
         };
-        assert_eq!(index.records(&by_prefix).unwrap().len(), 2);
+        assert_eq!(index.records(&by_prefix).unwrap().0.len(), 2);
         let by_subject = RecordFilter {
             subject: Some(format!("sha256:{}", "e".repeat(64))),
             limit: 10,

@@ -39,12 +39,26 @@ const SMALL_FILE: u64 = 1 << 20;
 const MAX_DIR_DEPTH: usize = 64;
 
 /// Where pushed bytes come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushSource {
     /// A file, directory or archive on the local file system.
     Path(PathBuf),
-    /// Standard input, recorded under `name`.
-    Stdin { name: String },
+    /// A stream (standard input, an HTTP upload), recorded under `name`; an archive is expanded
+    /// like a file would be.
+    Reader {
+        name: String,
+        reader: Box<dyn Read + Send>,
+    },
+}
+
+impl std::fmt::Debug for PushSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushSource::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            PushSource::Reader { name, .. } => {
+                f.debug_struct("Reader").field("name", name).finish()
+            }
+        }
+    }
 }
 
 /// Links given on the command line (or as query parameters); a bundle manifest may supply the
@@ -60,7 +74,7 @@ pub struct LinkArgs {
     pub subjects: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PushRequest {
     pub sources: Vec<PushSource>,
     pub links: LinkArgs,
@@ -193,7 +207,7 @@ pub fn push(
     blobs: &dyn BlobStore,
     index: &dyn MetadataIndex,
     limits: &Limits,
-    request: &PushRequest,
+    mut request: PushRequest,
     vault_dir: &Path,
     now: DateTime<Utc>,
     progress: &mut dyn FnMut(PushProgress),
@@ -214,7 +228,7 @@ pub fn push(
     };
     let mut warnings = Vec::new();
     let mut bundles = Vec::new();
-    for source in &request.sources {
+    for source in std::mem::take(&mut request.sources) {
         bundles.push(stage_source(
             blobs,
             source,
@@ -228,7 +242,7 @@ pub fn push(
     let mut records: Vec<Record> = Vec::new();
     let mut seen = HashSet::new();
     for bundle in &bundles {
-        for record in plan_bundle(bundle, &flags, request, &ingested_at, &mut warnings)? {
+        for record in plan_bundle(bundle, &flags, &request, &ingested_at, &mut warnings)? {
             if seen.insert(record.id.clone()) {
                 records.push(record);
             }
@@ -576,14 +590,16 @@ fn unreadable(path: &Path, e: io::Error) -> Error {
 
 fn stage_source(
     blobs: &dyn BlobStore,
-    source: &PushSource,
+    source: PushSource,
     expand: bool,
     budget: &mut Session<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Bundle> {
-    let (label, mut reader, size): (String, Box<dyn Read>, Option<u64>) = match source {
-        PushSource::Stdin { name } => (name.clone(), Box::new(io::stdin().lock()), None),
+    let (label, name, mut reader, size): (String, String, Box<dyn Read>, Option<u64>) = match source
+    {
+        PushSource::Reader { name, reader } => (name.clone(), name, reader, None),
         PushSource::Path(path) => {
+            let path = path.as_path();
             let meta = fs::metadata(path).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => {
                     Error::NotFound(format!("{}: no such file or directory", path.display()))
@@ -608,19 +624,19 @@ fn stage_source(
                 )));
             }
             let file = File::open(path).map_err(|e| unreadable(path, e))?;
-            (path.display().to_string(), Box::new(file), Some(meta.len()))
+            (
+                path.display().to_string(),
+                file_name(path),
+                Box::new(file),
+                Some(meta.len()),
+            )
         }
     };
-    let head = read_up_to(&mut reader, SNIFF_INPUT)
-        .map_err(|e| Error::Invalid(format!("{label}: cannot read: {e}")))?;
+    let head = read_up_to(&mut reader, SNIFF_INPUT).map_err(|e| read_error(&label, e))?;
     let whole = Cursor::new(head.clone()).chain(reader);
     if expand && let Some(c) = archive_compression(&head) {
         return stage_archive(blobs, &label, whole, c, budget, warnings);
     }
-    let name = match source {
-        PushSource::Path(p) => file_name(p),
-        PushSource::Stdin { name } => name.clone(),
-    };
     let name = validate::bundle_path(&name).map_err(|e| Error::Invalid(format!("{label}: {e}")))?;
     budget.add_file(&name)?;
     let staged = stage_file(blobs, &name, whole, size, budget)?;
@@ -915,34 +931,43 @@ impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n as u64 > self.left {
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                LimitHit(self.limit),
-            ));
+            return Err(LimitExceeded::error(format!(
+                "archive expands beyond {} bytes (limits.max_push_bytes)",
+                self.limit
+            )));
         }
         self.left -= n as u64;
         Ok(n)
     }
 }
 
+/// A read error meaning "this input is over a limit". Readers wrapped around pushed bytes (an
+/// archive's decompressor here, an HTTP upload in the server) fail with it, and ingest reports
+/// it as [`Error::TooLarge`] instead of an unreadable file.
 #[derive(Debug)]
-struct LimitHit(u64);
+pub struct LimitExceeded(pub String);
 
-/// A failed read of pushed bytes: the user's input, unless an archive hit the byte limit.
+impl LimitExceeded {
+    pub fn error(message: String) -> io::Error {
+        io::Error::new(io::ErrorKind::FileTooLarge, LimitExceeded(message))
+    }
+}
+
+impl Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
+/// A failed read of pushed bytes: the user's input, unless a limit was hit.
 fn read_error(path: &str, e: io::Error) -> Error {
-    match e.get_ref().and_then(|i| i.downcast_ref::<LimitHit>()) {
-        Some(hit) => Error::TooLarge(format!("{path}: archive {hit} (limits.max_push_bytes)")),
+    match e.get_ref().and_then(|i| i.downcast_ref::<LimitExceeded>()) {
+        Some(hit) => Error::TooLarge(format!("{path}: {hit}")),
         None => Error::Invalid(format!("{path}: cannot read: {e}")),
     }
 }
-
-impl Display for LimitHit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "expands beyond {} bytes", self.0)
-    }
-}
-
-impl std::error::Error for LimitHit {}
 
 /// Normalises a path inside an archive (`./a//b` → `a/b`), refusing anything that could land
 /// outside the bundle; the result then obeys the manifest's path rule
@@ -1010,7 +1035,7 @@ fn stage_archive(
 ) -> Result<Bundle> {
     let limit = budget.limits.max_push_bytes;
     let corrupt = |e: io::Error| -> Error {
-        if e.get_ref().is_some_and(|i| i.is::<LimitHit>()) {
+        if e.get_ref().is_some_and(|i| i.is::<LimitExceeded>()) {
             return read_error(label, e);
         }
         Error::Invalid(format!("{label}: not a readable tar archive: {e}"))

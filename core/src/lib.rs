@@ -22,5 +22,5 @@ pub mod vault;
 
 pub use digest::Digest;
 pub use error::{Error, Result};
-pub use record::{Blueprint, Links, Record, RecordFilter};
+pub use record::{Blueprint, Cursor, Links, Record, RecordFilter};
 pub use vault::Vault;

@@ -98,7 +98,40 @@ pub struct RecordFilter {
     pub since: Option<DateTime<Utc>>,
     /// Ingested before.
     pub until: Option<DateTime<Utc>>,
+    /// Only blueprints matching one of these patterns (`*` wildcards); empty means any. This is
+    /// how a token's scopes narrow what it may read.
+    pub blueprint_patterns: Vec<String>,
+    /// Only records older than this cursor (from a previous page).
+    pub before: Option<Cursor>,
     pub limit: usize,
+}
+
+/// A position in the newest-first list of records: opaque to clients, which get it as
+/// `next_cursor` and send it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(pub(crate) i64);
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "r{}", self.0)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix('r')
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| *n > 0)
+            .map(Cursor)
+            .ok_or_else(|| {
+                format!(
+                    "invalid cursor '{}': pass back a next_cursor value",
+                    evault_schema::validate::excerpt(s)
+                )
+            })
+    }
 }
 
 #[cfg(test)]

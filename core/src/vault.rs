@@ -14,7 +14,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::{BlobRow, IndexStats, MetadataIndex, SqliteIndex};
 use crate::ingest::{self, PushOutcome, PushProgress, PushRequest};
-use crate::record::{Record, RecordFilter};
+use crate::record::{Cursor, Record, RecordFilter};
 
 pub const INDEX_FILE: &str = "index.db";
 const BLOB_DIR: &str = "blobs";
@@ -138,7 +138,7 @@ impl Vault {
     /// Runs a push; `progress` hears how far staging has got.
     pub fn push(
         &self,
-        request: &PushRequest,
+        request: PushRequest,
         progress: &mut dyn FnMut(PushProgress),
     ) -> Result<PushOutcome> {
         ingest::push(
@@ -178,7 +178,9 @@ impl Vault {
         }
     }
 
-    pub fn records(&self, filter: &RecordFilter) -> Result<Vec<Record>> {
+    /// Records matching `filter`, newest first, with the cursor of the next page when the page
+    /// is full.
+    pub fn records(&self, filter: &RecordFilter) -> Result<(Vec<Record>, Option<Cursor>)> {
         self.index.records(filter)
     }
 
