@@ -13,6 +13,10 @@ pub enum Error {
     /// The request or the pushed content is wrong; the user can fix it. Exit code 2.
     #[error("{0}")]
     Invalid(String),
+    /// The pushed content is wrong: it contradicts what it is declared to be, a document that
+    /// identifies itself is broken, a bundle path escapes the bundle. Exit code 2 (HTTP 422).
+    #[error("{0}")]
+    Unprocessable(String),
     /// Input over a configured limit. Exit code 2.
     #[error("{0}")]
     TooLarge(String),
@@ -50,7 +54,10 @@ impl Error {
     /// The process exit code for this error (see `docs/cli.md`).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Invalid(_) | Error::TooLarge(_) | Error::Conflict(_) => 2,
+            Error::Invalid(_)
+            | Error::Unprocessable(_)
+            | Error::TooLarge(_)
+            | Error::Conflict(_) => 2,
             Error::Unauthenticated(_) | Error::Forbidden(_) => 6,
             Error::NotFound(_) => 3,
             Error::Integrity(_) => 4,

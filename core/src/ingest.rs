@@ -425,7 +425,7 @@ fn plan_bundle(
         let present: HashSet<&str> = bundle.files.iter().map(|f| f.path.as_str()).collect();
         for (i, entry) in manifest.files.iter().enumerate() {
             if !present.contains(entry.path.as_str()) {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Unprocessable(format!(
                     "{}: {}: files[{i}].path '{}' is not in the bundle",
                     bundle.label,
                     documents::BUNDLE_MANIFEST_FILE,
@@ -438,7 +438,7 @@ fn plan_bundle(
     let mut records = Vec::with_capacity(bundle.files.len());
     for file in &bundle.files {
         let entry = m.and_then(|m| m.files.iter().find(|f| f.path == file.path));
-        let fail = |reason: String| Error::Invalid(format!("{}: {reason}", file.path));
+        let fail = |reason: String| Error::Unprocessable(format!("{}: {reason}", file.path));
         let declared_kind = match (entry.and_then(|e| e.kind), request.kind) {
             (Some(a), Some(b)) if a != b => {
                 return Err(fail(format!(
@@ -670,7 +670,7 @@ fn stage_file(
     };
     let detect_err = |e: DetectError| match e {
         DetectError::Io(e) => read_error(path, e),
-        other => Error::Invalid(format!("{path}: {other}")),
+        other => Error::Unprocessable(format!("{path}: {other}")),
     };
 
     let (blob, detection) = if size_hint.is_some_and(|s| s <= SMALL_FILE) {
@@ -806,7 +806,7 @@ fn stage_dir(
     let mut stack: Vec<(PathBuf, String, usize)> = vec![(root.to_path_buf(), String::new(), 0)];
     while let Some((dir, prefix, depth)) = stack.pop() {
         if depth > MAX_DIR_DEPTH {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Unprocessable(format!(
                 "{label}: directories nested deeper than {MAX_DIR_DEPTH}"
             )));
         }
@@ -819,7 +819,7 @@ fn stage_dir(
         for entry in entries {
             let name = entry.file_name();
             let Some(name) = name.to_str() else {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Unprocessable(format!(
                     "{}: file name is not UTF-8",
                     entry.path().display()
                 )));
@@ -829,16 +829,18 @@ fn stage_dir(
             } else {
                 format!("{prefix}/{name}")
             };
-            let rel =
-                validate::bundle_path(&rel).map_err(|e| Error::Invalid(format!("{label}: {e}")))?;
+            let rel = validate::bundle_path(&rel)
+                .map_err(|e| Error::Unprocessable(format!("{label}: {e}")))?;
             let path = entry.path();
             let meta = fs::symlink_metadata(&path).map_err(|e| unreadable(&path, e))?;
             if meta.file_type().is_symlink() {
                 let target = fs::canonicalize(&path).map_err(|e| {
-                    Error::Invalid(format!("{label}: symlink '{rel}' cannot be followed: {e}"))
+                    Error::Unprocessable(format!(
+                        "{label}: symlink '{rel}' cannot be followed: {e}"
+                    ))
                 })?;
                 if !target.starts_with(&canonical_root) {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Unprocessable(format!(
                         "{label}: symlink '{rel}' points outside the bundle (to {})",
                         target.display()
                     )));
@@ -857,7 +859,7 @@ fn stage_dir(
                 }
                 subdirs.push((path, rel, depth + 1));
             } else if !meta.is_file() {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Unprocessable(format!(
                     "{label}: '{rel}' is not a regular file"
                 )));
             } else if rel == documents::BUNDLE_MANIFEST_FILE {
@@ -876,7 +878,7 @@ fn stage_dir(
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     if files.is_empty() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Unprocessable(format!(
             "{label}: nothing to push, the directory holds no files"
         )));
     }
@@ -913,8 +915,9 @@ fn read_manifest(reader: impl Read, size: u64, label: &str) -> Result<Vec<u8>> {
 }
 
 fn parse_manifest(bytes: &[u8], label: &str) -> Result<BundleManifest> {
-    documents::parse_manifest(bytes)
-        .map_err(|e| Error::Invalid(format!("{label}: {}: {e}", documents::BUNDLE_MANIFEST_FILE)))
+    documents::parse_manifest(bytes).map_err(|e| {
+        Error::Unprocessable(format!("{label}: {}: {e}", documents::BUNDLE_MANIFEST_FILE))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1038,7 +1041,7 @@ fn stage_archive(
         if e.get_ref().is_some_and(|i| i.is::<LimitExceeded>()) {
             return read_error(label, e);
         }
-        Error::Invalid(format!("{label}: not a readable tar archive: {e}"))
+        Error::Unprocessable(format!("{label}: not a readable tar archive: {e}"))
     };
     let inner = decompressor(reader, compression).map_err(corrupt)?;
     let mut archive = tar::Archive::new(Limited {
@@ -1053,13 +1056,14 @@ fn stage_archive(
         let entry = entry.map_err(corrupt)?;
         let header = entry.header();
         let raw = entry.path_bytes().into_owned();
-        let path = bundle_path(&raw).map_err(|why| Error::Invalid(format!("{label}: {why}")))?;
+        let path =
+            bundle_path(&raw).map_err(|why| Error::Unprocessable(format!("{label}: {why}")))?;
         let ty = header.entry_type();
         let Some(path) = path else {
             if ty.is_dir() {
                 continue;
             }
-            return Err(Error::Invalid(format!(
+            return Err(Error::Unprocessable(format!(
                 "{label}: an entry has an empty path"
             )));
         };
@@ -1073,7 +1077,7 @@ fn stage_archive(
                     .unwrap_or_default();
                 let symbolic = ty == tar::EntryType::Symlink;
                 if !link_stays_inside(&path, &target, symbolic) {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Unprocessable(format!(
                         "{label}: {} '{path}' points outside the bundle (to '{}')",
                         if symbolic { "symlink" } else { "hard link" },
                         String::from_utf8_lossy(&target)
@@ -1085,14 +1089,14 @@ fn stage_archive(
                 continue;
             }
             other => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Unprocessable(format!(
                     "{label}: '{path}' is not a regular file (tar entry type {:?})",
                     other
                 )));
             }
         }
         if !paths.insert(path.clone()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Unprocessable(format!(
                 "{label}: '{path}' appears twice in the archive"
             )));
         }
@@ -1106,7 +1110,7 @@ fn stage_archive(
         files.push(stage_file(blobs, &path, entry, Some(size), budget)?);
     }
     if files.is_empty() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Unprocessable(format!(
             "{label}: nothing to push, the archive holds no files"
         )));
     }
