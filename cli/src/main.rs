@@ -77,6 +77,8 @@ enum Command {
     Token(TokenCommand),
     /// Run a guided tour: create a vault, push a realistic evidence bundle, query it.
     Demo(demo::DemoArgs),
+    /// Serve the vault over HTTP (REST API; see docs/api.md).
+    Serve(evault_server::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -235,6 +237,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Formats => formats(g),
         Command::Token(cmd) => token(g, cmd),
         Command::Demo(args) => demo::run(args, g.json),
+        Command::Serve(args) => evault_server::run(args, g.data_dir.clone()),
     }
 }
 
