@@ -135,6 +135,12 @@ impl Vault {
         &self.config
     }
 
+    /// Replaces the vault's push limits (a server's configuration may tighten or widen them).
+    pub fn with_limits(mut self, limits: crate::config::Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
     /// Runs a push; `progress` hears how far staging has got.
     pub fn push(
         &self,
