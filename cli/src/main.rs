@@ -5,16 +5,18 @@
 //! exit code (0 success, 1 internal error, 2 bad usage or invalid input, 3 not found,
 //! 4 integrity failure).
 
+mod backend;
 mod demo;
 mod output;
 
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use backend::{Backend, PushInput, Remote};
 use clap::{Args, Parser, Subcommand};
 use evault_core::auth::Role;
-use evault_core::ingest::{LinkArgs, PushProgress, PushRequest, PushSource};
+use evault_core::ingest::{LinkArgs, PushProgress};
 use evault_core::{Digest, Error, RecordFilter, Vault};
 use evault_schema::{Format, Kind, validate};
 
@@ -49,6 +51,10 @@ struct Global {
     /// Who is acting (embedded mode only; recorded as the producer). Default: the OS user.
     #[arg(long, global = true, value_name = "NAME")]
     actor: Option<String>,
+    /// Use the vault served at URL (`evault serve`) instead of a local directory; the token
+    /// comes from $EVAULT_TOKEN.
+    #[arg(long, global = true, env = "EVAULT_SERVER", value_name = "URL")]
+    server: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -218,13 +224,22 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Error> {
     let g = &cli.global;
+    if g.server.is_some()
+        && matches!(
+            cli.command,
+            Command::Init | Command::Demo(_) | Command::Serve(_)
+        )
+    {
+        return Err(Error::Invalid(
+            "init, demo and serve work on a local vault directory; drop --server (or unset EVAULT_SERVER)".into(),
+        ));
+    }
     match cli.command {
         Command::Init => init(g),
         Command::Push(args) => push(g, args),
         Command::Get(args) => get(g, args),
         Command::Show { id } => {
-            let vault = Vault::open(&g.data_dir)?;
-            let record = vault.record(&id)?;
+            let record = backend(g)?.record(&id)?;
             if g.json {
                 print_json(&record)
             } else {
@@ -256,6 +271,56 @@ fn actor(g: &Global) -> Result<String, Error> {
             .unwrap_or_else(|| "unknown".into()),
     };
     validate::actor(&name).map_err(|e| invalid("--actor", e))
+}
+
+/// The vault commands act on: the local directory, or the server given by `--server`.
+fn backend(g: &Global) -> Result<Backend, Error> {
+    match &g.server {
+        Some(url) => {
+            if g.actor.is_some() {
+                return Err(Error::Invalid(
+                    "--actor is for embedded mode; on a server the identity comes from the token"
+                        .into(),
+                ));
+            }
+            Ok(Backend::Remote(Remote::new(
+                url,
+                std::env::var("EVAULT_TOKEN").ok(),
+            )?))
+        }
+        None => Ok(Backend::Local {
+            vault: Vault::open(&g.data_dir)?,
+            actor: actor(g).map_err(|e| e.to_string()),
+        }),
+    }
+}
+
+/// Progress on stderr while a terminal is watching, at most five times a second.
+struct Progress {
+    enabled: bool,
+    last: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new(g: &Global) -> Progress {
+        Progress {
+            enabled: !g.json && io::stderr().is_terminal(),
+            last: None,
+        }
+    }
+
+    fn show(&mut self, text: impl FnOnce() -> String) {
+        if self.enabled && self.last.is_none_or(|t| t.elapsed().as_millis() >= 200) {
+            self.last = Some(std::time::Instant::now());
+            eprint!("\r\x1b[K{}", text());
+        }
+    }
+
+    fn clear(&self) {
+        if self.last.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 /// The OS user when no environment variable names it (e.g. in minimal containers).
@@ -309,27 +374,14 @@ fn init(g: &Global) -> Result<(), Error> {
 }
 
 fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
-    let vault = Vault::open(&g.data_dir)?;
+    let backend = backend(g)?;
     let stdin_count = args.paths.iter().filter(|p| p.as_os_str() == "-").count();
     if stdin_count > 1 {
         return Err(Error::Invalid("`-` (stdin) can be given only once".into()));
     }
-    let sources = args
-        .paths
-        .into_iter()
-        .map(|p| {
-            if p.as_os_str() == "-" {
-                PushSource::Reader {
-                    name: args.stdin_name.clone(),
-                    reader: Box::new(io::stdin()),
-                }
-            } else {
-                PushSource::Path(p)
-            }
-        })
-        .collect();
-    let request = PushRequest {
-        sources,
+    let input = PushInput {
+        paths: args.paths,
+        stdin_name: args.stdin_name,
         links: LinkArgs {
             blueprint: args.blueprint,
             version: args.blueprint_version,
@@ -340,27 +392,25 @@ fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
             subjects: args.subjects,
         },
         kind: args.kind,
-        producer: actor(g)?,
         expand_archives: !args.no_expand,
-        allowed_blueprints: Vec::new(),
     };
-    let show_progress = !g.json && io::stderr().is_terminal();
-    let mut last: Option<std::time::Instant> = None;
+    let mut bar = Progress::new(g);
     let mut progress = |p: PushProgress| {
-        if show_progress && last.is_none_or(|t| t.elapsed().as_millis() >= 200) {
-            last = Some(std::time::Instant::now());
-            eprint!(
-                "\r\x1b[Kreading: {} file{}, {}",
-                p.files_staged,
-                if p.files_staged == 1 { "" } else { "s" },
-                output::human_bytes(p.bytes_staged)
-            );
-        }
+        bar.show(|| {
+            if p.files_staged == 0 {
+                format!("sent: {}", output::human_bytes(p.bytes_staged))
+            } else {
+                format!(
+                    "reading: {} file{}, {}",
+                    p.files_staged,
+                    if p.files_staged == 1 { "" } else { "s" },
+                    output::human_bytes(p.bytes_staged)
+                )
+            }
+        })
     };
-    let outcome = vault.push(request, &mut progress);
-    if last.is_some() {
-        eprint!("\r\x1b[K");
-    }
+    let outcome = backend.push(input, &mut progress);
+    bar.clear();
     let outcome = outcome?;
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
@@ -374,7 +424,7 @@ fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
 }
 
 fn get(g: &Global, args: GetArgs) -> Result<(), Error> {
-    let vault = Vault::open(&g.data_dir)?;
+    let backend = backend(g)?;
     let bare_digest = args.target.len() == 64 && args.target.bytes().all(|b| b.is_ascii_hexdigit());
     let digest: Digest = if args.target.contains(':') || bare_digest {
         let target = if bare_digest {
@@ -384,48 +434,32 @@ fn get(g: &Global, args: GetArgs) -> Result<(), Error> {
         };
         target.parse().map_err(Error::Invalid)?
     } else {
-        let record = vault.record(&args.target)?;
-        record.digest.parse().map_err(Error::Internal)?
+        backend
+            .record(&args.target)?
+            .digest
+            .parse()
+            .map_err(Error::Internal)?
     };
-    match args.output {
-        Some(path) => write_verified_file(&vault, &digest, &path),
+    let mut bar = Progress::new(g);
+    let mut progress = |n: u64| bar.show(|| format!("received: {}", output::human_bytes(n)));
+    let result = match args.output {
+        Some(path) => backend.get_blob_to_file(&digest, &path, &mut progress),
         None => {
-            // Verify first so that corrupt bytes never reach a pipe; the copy verifies again.
-            vault.verify_blob(&digest)?;
             let mut out = io::BufWriter::new(io::stdout().lock());
-            vault.copy_blob(&digest, &mut out)?;
-            out.flush()
-                .map_err(|e| Error::io("cannot write to stdout", e))
+            backend
+                .get_blob(&digest, &mut out, &mut progress)
+                .and_then(|_| {
+                    out.flush()
+                        .map_err(|e| Error::io("cannot write to stdout", e))
+                })
         }
-    }
-}
-
-/// Writes a blob to `path` via a temporary file that is renamed into place once verified.
-fn write_verified_file(vault: &Vault, digest: &Digest, path: &Path) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
     };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".evault-get-")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io_path("cannot create a file in", &dir, e))?;
-    {
-        let mut out = io::BufWriter::new(temp.as_file_mut());
-        vault.copy_blob(digest, &mut out)?;
-        out.flush()
-            .map_err(|e| Error::io_path("cannot write", path, e))?;
-    }
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io_path("cannot write", path, e))?;
-    temp.persist(path)
-        .map_err(|e| Error::io_path("cannot write", path, e.error))?;
-    Ok(())
+    bar.clear();
+    result
 }
 
 fn ls(g: &Global, args: LsArgs) -> Result<(), Error> {
-    let vault = Vault::open(&g.data_dir)?;
+    let backend = backend(g)?;
     if args.limit == 0 || args.limit > MAX_LIMIT {
         return Err(Error::Invalid(format!(
             "invalid --limit {}: expected 1 to {MAX_LIMIT}",
@@ -469,25 +503,25 @@ fn ls(g: &Global, args: LsArgs) -> Result<(), Error> {
         before: None,
         limit: args.limit,
     };
-    let (records, _) = vault.records(&filter)?;
+    let (records, _) = backend.records(&filter)?;
     if g.json {
         return print_json(&records);
     }
     write_stdout(&output::record_table(&records))?;
-    if records.len() == filter.limit {
-        let total = vault.count_records(&filter)?;
-        if total > records.len() as u64 {
-            eprintln!(
-                "showing the newest {} of {total} records; use --limit to see more",
-                records.len()
-            );
-        }
+    if records.len() == filter.limit
+        && let Some(total) = backend.count_records(&filter)?
+        && total > records.len() as u64
+    {
+        eprintln!(
+            "showing the newest {} of {total} records; use --limit to see more",
+            records.len()
+        );
     }
     Ok(())
 }
 
 fn fsck(g: &Global) -> Result<(), Error> {
-    let vault = Vault::open(&g.data_dir)?;
+    let backend = backend(g)?;
     let show_progress = !g.json && io::stderr().is_terminal();
     let mut progress = |done: u64, total: u64| {
         if show_progress && (done == total || done.is_multiple_of(64)) {
@@ -497,7 +531,7 @@ fn fsck(g: &Global) -> Result<(), Error> {
             }
         }
     };
-    let report = vault.fsck(&mut progress)?;
+    let report = backend.fsck(&mut progress)?;
     if g.json {
         print_json(&report)?;
     } else {
@@ -515,11 +549,11 @@ fn fsck(g: &Global) -> Result<(), Error> {
 }
 
 fn status(g: &Global) -> Result<(), Error> {
-    let vault = Vault::open(&g.data_dir)?;
-    let stats = vault.stats()?;
+    let backend = backend(g)?;
+    let stats = backend.stats()?;
     if g.json {
         return print_json(&serde_json::json!({
-            "data_dir": vault.dir().display().to_string(),
+            "vault": backend.location(),
             "records": stats.records,
             "blobs": stats.blobs,
             "bytes": stats.bytes,
@@ -528,7 +562,7 @@ fn status(g: &Global) -> Result<(), Error> {
     }
     write_stdout(&format!(
         "vault:    {}\nrecords:  {}\nblobs:    {}\nbytes:    {} original, {} stored\n",
-        vault.dir().display(),
+        backend.location(),
         stats.records,
         stats.blobs,
         output::human_bytes(stats.bytes),
@@ -561,7 +595,7 @@ fn formats(g: &Global) -> Result<(), Error> {
 }
 
 fn token(g: &Global, cmd: TokenCommand) -> Result<(), Error> {
-    let vault = Vault::open(&g.data_dir)?;
+    let backend = backend(g)?;
     match cmd {
         TokenCommand::Create {
             name,
@@ -569,10 +603,7 @@ fn token(g: &Global, cmd: TokenCommand) -> Result<(), Error> {
             scopes,
             expires,
         } => {
-            let lifetime = expires
-                .map(|e| evault_core::auth::parse_lifetime(&e).map_err(Error::Invalid))
-                .transpose()?;
-            let token = vault.create_token(&name, role, &scopes, lifetime, &actor(g)?)?;
+            let token = backend.create_token(&name, role, &scopes, expires.as_deref())?;
             if g.json {
                 return print_json(&token);
             }
@@ -580,14 +611,14 @@ fn token(g: &Global, cmd: TokenCommand) -> Result<(), Error> {
             write_stdout(&format!("{}\n", token.secret))
         }
         TokenCommand::Ls => {
-            let tokens = vault.tokens()?;
+            let tokens = backend.tokens()?;
             if g.json {
                 return print_json(&tokens);
             }
             write_stdout(&output::token_table(&tokens, chrono::Utc::now()))
         }
         TokenCommand::Revoke { name } => {
-            let token = vault.revoke_token(&name)?;
+            let token = backend.revoke_token(&name)?;
             if g.json {
                 return print_json(&token);
             }

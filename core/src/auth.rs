@@ -124,7 +124,7 @@ pub fn scope_matches(pattern: &str, name: &str) -> bool {
 }
 
 /// Who is calling, as established from their token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub name: String,
     pub role: Role,
@@ -144,7 +144,7 @@ impl Identity {
 }
 
 /// A token as listed (never with its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenInfo {
     pub name: String,
     pub role: Role,
@@ -174,7 +174,7 @@ impl TokenInfo {
 }
 
 /// A freshly created token: the only time its secret exists outside the caller's hands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewToken {
     #[serde(flatten)]
     pub info: TokenInfo,

@@ -23,7 +23,7 @@ pub struct BlobRow {
 }
 
 /// Whether a pushed record was new.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Created,
@@ -32,7 +32,7 @@ pub enum Status {
 }
 
 /// Counts for status output.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexStats {
     pub records: u64,
     pub blobs: u64,

@@ -88,7 +88,7 @@ pub struct PushRequest {
     pub allowed_blueprints: Vec<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PushedRecord {
     #[serde(flatten)]
     pub record: Record,

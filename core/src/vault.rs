@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, AuthFailure, Identity, NewToken, Role, TokenInfo, TokenStore};
 use crate::blob::{BlobStore, CHUNK, CorruptBlob, FsBlobStore};
@@ -37,7 +37,7 @@ pub trait Index: MetadataIndex + TokenStore {}
 impl<T: MetadataIndex + TokenStore> Index for T {}
 
 /// Result of [`Vault::fsck`].
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FsckReport {
     pub blobs_checked: u64,
     pub bytes_checked: u64,
@@ -48,7 +48,7 @@ pub struct FsckReport {
     pub unreferenced_blobs: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FsckProblem {
     pub digest: String,
     pub problem: BlobFault,
@@ -56,7 +56,7 @@ pub struct FsckProblem {
 }
 
 /// What is wrong with a stored blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BlobFault {
     /// The bytes do not hash to the blob's name, or cannot be decompressed.
