@@ -1,0 +1,188 @@
+//! `GET /v1/records` and `GET /v1/records/{id}`.
+//!
+//! A scoped token sees only records of blueprints its scopes cover; others answer 404 as if
+//! they did not exist.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use evault_core::auth::Permission;
+use evault_core::{Cursor, Record, RecordFilter};
+use evault_schema::{Format, Kind, validate};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::{AppState, PathParam, blocking};
+use crate::auth::Caller;
+use crate::openapi::{FormatName, KindName, RecordDoc};
+use crate::problem::{ApiError, Problem, ProblemKind};
+use crate::query::{Params, Spec};
+
+/// Page size when the query gives no `limit`.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest page (a bound on memory and response size).
+pub const MAX_LIMIT: usize = 1000;
+
+const SPEC: Spec = Spec {
+    single: &[
+        "blueprint",
+        "version",
+        "git_sha",
+        "kind",
+        "format",
+        "env",
+        "run_id",
+        "subject",
+        "digest",
+        "since",
+        "until",
+        "limit",
+        "cursor",
+    ],
+    repeated: &[],
+    ignored: &[],
+};
+
+/// One page of records, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordPage {
+    #[schema(value_type = Vec<RecordDoc>)]
+    pub records: Vec<Record>,
+    /// Pass back as `cursor` for the next page; `null` on the last page.
+    #[schema(example = "r123")]
+    pub next_cursor: Option<String>,
+}
+
+/// Records matching the filters (as `evault ls`), newest first, one page at a time.
+#[utoipa::path(get, path = "/v1/records", tag = "evidence",
+    params(
+        ("blueprint" = Option<String>, Query, description = "Blueprint name"),
+        ("version" = Option<String>, Query, description = "Blueprint version"),
+        ("git_sha" = Option<String>, Query, description = "Full SHA or a prefix of at least 7 \
+            hexadecimal characters"),
+        ("kind" = Option<KindName>, Query, description = "Evidence kind"),
+        ("format" = Option<FormatName>, Query, description = "Detected format"),
+        ("env" = Option<String>, Query, description = "Environment"),
+        ("run_id" = Option<String>, Query, description = "CI run id"),
+        ("subject" = Option<String>, Query, description = "Records about this artifact digest"),
+        ("digest" = Option<String>, Query, description = "Records of this blob digest"),
+        ("since" = Option<String>, Query, description = "Ingested at or after (RFC 3339 or \
+            YYYY-MM-DD)"),
+        ("until" = Option<String>, Query, description = "Ingested before (RFC 3339 or \
+            YYYY-MM-DD)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000,
+            description = "Page size, default 100"),
+        ("cursor" = Option<String>, Query, description = "A previous page's next_cursor"),
+    ),
+    responses(
+        (status = 200, description = "a page of records", body = RecordPage),
+        (status = 400, description = "a query parameter is wrong (the detail names it)",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_records(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<RecordPage>, ApiError> {
+    caller.require(Permission::Read)?;
+    let p = Params::parse(query.as_deref(), &SPEC)?;
+    let limit = match p.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "invalid limit '{}': expected 1 to {MAX_LIMIT}",
+                    validate::excerpt(s)
+                ))
+            })?,
+    };
+    let git_sha = match p.get("git_sha") {
+        Some(s) => {
+            let lower = s.to_ascii_lowercase();
+            if lower.len() < 7 || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(ApiError::invalid(format!(
+                    "invalid git_sha '{}': expected a commit SHA or a prefix of at least 7 \
+                     hexadecimal characters",
+                    validate::excerpt(s)
+                )));
+            }
+            Some(lower)
+        }
+        None => None,
+    };
+    let name_error = |e: evault_schema::model::UnknownName| ApiError::invalid(e.to_string());
+    let filter = RecordFilter {
+        blueprint: p.checked("blueprint", validate::blueprint_name)?,
+        version: p.checked("version", validate::version)?,
+        git_sha,
+        kind: p
+            .get("kind")
+            .map(str::parse::<Kind>)
+            .transpose()
+            .map_err(name_error)?,
+        format: p
+            .get("format")
+            .map(str::parse::<Format>)
+            .transpose()
+            .map_err(name_error)?,
+        environment: p.checked("env", validate::environment)?,
+        run_id: p.checked("run_id", validate::run_id)?,
+        subject: p.checked("subject", validate::digest)?,
+        digest: p.checked("digest", validate::digest)?,
+        since: p.checked("since", validate::rfc3339)?,
+        until: p.checked("until", validate::rfc3339)?,
+        blueprint_patterns: caller.scopes().to_vec(),
+        before: p
+            .get("cursor")
+            .map(str::parse::<Cursor>)
+            .transpose()
+            .map_err(ApiError::invalid)?,
+        limit,
+    };
+    let (records, next) = blocking(&state.vault, move |v| v.records(&filter)).await?;
+    Ok(Json(RecordPage {
+        records,
+        next_cursor: next.map(|c| c.to_string()),
+    }))
+}
+
+/// One record; `id` may be a unique prefix of at least 6 characters.
+#[utoipa::path(get, path = "/v1/records/{id}", tag = "evidence",
+    params(("id" = String, Path, description = "Record id, or a unique prefix of at least 6 \
+        hexadecimal characters")),
+    responses(
+        (status = 200, description = "the record", body = RecordDoc),
+        (status = 400, description = "not a record id, or an ambiguous prefix", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "no such record (or not in the token's scopes)",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam,
+) -> Result<Json<Record>, ApiError> {
+    caller.require(Permission::Read)?;
+    let wanted = id.trim().to_ascii_lowercase();
+    let lookup = wanted.clone();
+    match blocking(&state.vault, move |v| v.record(&lookup)).await {
+        Ok(record) if caller.0.covers(&record.blueprint.name) => Ok(Json(record)),
+        Ok(_) => Err(ApiError::not_found(format!("no record {wanted}"))),
+        // A well-formed prefix that is refused is ambiguous; core's message lists the matching
+        // ids, which a scoped token must not learn about.
+        Err(e)
+            if e.kind() == ProblemKind::InvalidInput
+                && !caller.scopes().is_empty()
+                && wanted.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Err(ApiError::invalid(format!(
+                "record id prefix '{}' is ambiguous; give more characters",
+                validate::excerpt(&wanted)
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}

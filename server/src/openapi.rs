@@ -1,0 +1,295 @@
+//! The OpenAPI 3.1 document: its frame (info, bearer security scheme), what every `/v1`
+//! operation has in common, and schemas for the JSON shapes `evault-core` serialises.
+//!
+//! The core types (`Record`, `TokenInfo`, `FsckReport`...) do not depend on utoipa, so their
+//! schemas are mirrors declared here (`*Doc` types, named after the core type in the document).
+//! The tests in `server/tests/openapi.rs` serialise real values and compare their keys with
+//! these schemas, so a field added in core without its mirror fails the build's tests.
+
+use std::borrow::Cow;
+
+use evault_core::auth::Role;
+use evault_schema::{Format, Kind};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Schema,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::problem::PROBLEM_JSON;
+
+/// Name of the security scheme in the document.
+pub const BEARER: &str = "bearer";
+
+/// Info and components every document starts from.
+pub fn base_document() -> OpenApi {
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("evault")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Supply-chain evidence vault. Everything under /v1 needs \
+                     `Authorization: Bearer <token>` (`evault token create`). Errors are RFC 9457 \
+                     `application/problem+json`. Guide: docs/api.md.",
+                ))
+                .build(),
+        )
+        .components(Some(
+            ComponentsBuilder::new()
+                .security_scheme(
+                    BEARER,
+                    SecurityScheme::Http(
+                        HttpBuilder::new()
+                            .scheme(HttpAuthScheme::Bearer)
+                            .description(Some("a token secret from `evault token create`"))
+                            .build(),
+                    ),
+                )
+                .schema("Problem", crate::problem::Problem::schema())
+                .build(),
+        ))
+        .build()
+}
+
+/// Adds what every `/v1` operation shares: the bearer requirement and the 401, 403 and 500
+/// problems. Done here, once, rather than repeated in each handler's description.
+pub fn complete(doc: &mut OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.head,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            add_common(op);
+        }
+    }
+}
+
+fn add_common(op: &mut Operation) {
+    op.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+    for (status, description) in [
+        ("401", "no token, or an unknown, expired or revoked one"),
+        ("403", "the token's role or scope does not allow this"),
+        ("500", "stored data failed verification, or a server fault"),
+    ] {
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem_response(description));
+    }
+}
+
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// A string schema whose values are a closed set of names taken from the code.
+fn names(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(values))
+        .into()
+}
+
+/// Schema of `Kind` names, listed from `Kind::ALL`.
+pub struct KindName;
+
+impl PartialSchema for KindName {
+    fn schema() -> RefOr<Schema> {
+        names(
+            "What a piece of evidence is.",
+            Kind::ALL.into_iter().map(Kind::as_str),
+        )
+    }
+}
+
+impl ToSchema for KindName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Kind")
+    }
+}
+
+/// Schema of `Format` names, listed from `Format::ALL`.
+pub struct FormatName;
+
+impl PartialSchema for FormatName {
+    fn schema() -> RefOr<Schema> {
+        names(
+            "How a piece of evidence is encoded (detected from content).",
+            Format::ALL.into_iter().map(Format::as_str),
+        )
+    }
+}
+
+impl ToSchema for FormatName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Format")
+    }
+}
+
+/// Schema of role names, listed from `Role::ALL`.
+pub struct RoleName;
+
+impl PartialSchema for RoleName {
+    fn schema() -> RefOr<Schema> {
+        names(
+            "What a token may do: pusher (push), auditor (read), approver (read, approve), \
+             admin (everything).",
+            Role::ALL.into_iter().map(Role::as_str),
+        )
+    }
+}
+
+impl ToSchema for RoleName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Role")
+    }
+}
+
+/// Mirror of `evault_core::Blueprint`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = Blueprint)]
+pub struct BlueprintDoc {
+    #[schema(example = "checkout-api")]
+    name: String,
+    #[schema(example = "1.4.2")]
+    version: String,
+}
+
+/// Mirror of `evault_core::Record`: one piece of evidence.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = Record)]
+pub struct RecordDoc {
+    /// 32 hex characters, deterministic from digest, kind and links.
+    id: String,
+    #[schema(value_type = KindName)]
+    kind: String,
+    #[schema(value_type = FormatName)]
+    format: String,
+    format_version: Option<String>,
+    predicate_type: Option<String>,
+    /// `sha256:<hex>` of the original bytes.
+    digest: String,
+    /// Original size in bytes.
+    size: u64,
+    blueprint: BlueprintDoc,
+    git_sha: String,
+    repo: Option<String>,
+    run_id: Option<String>,
+    environment: Option<String>,
+    /// Digests of the artifacts the evidence is about.
+    subjects: Vec<String>,
+    /// The name of the token that pushed it.
+    producer: String,
+    /// RFC 3339, UTC, microseconds.
+    ingested_at: String,
+    /// Path of the file inside the push or bundle.
+    source_path: String,
+}
+
+/// Whether a pushed record was new.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = PushStatus)]
+#[serde(rename_all = "lowercase")]
+pub enum PushStatusDoc {
+    Created,
+    Present,
+}
+
+/// Mirror of `evault_core::ingest::PushedRecord`: a record and whether this push created it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = PushedRecord)]
+pub struct PushedRecordDoc {
+    #[serde(flatten)]
+    record: RecordDoc,
+    status: PushStatusDoc,
+}
+
+/// Mirror of `evault_core::auth::TokenInfo` (never with its secret).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = Token)]
+pub struct TokenDoc {
+    #[schema(example = "ci-checkout")]
+    name: String,
+    #[schema(value_type = RoleName)]
+    role: String,
+    /// Blueprint name patterns (`*` wildcards); empty means every blueprint.
+    scopes: Vec<String>,
+    created_at: String,
+    created_by: String,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    last_used_at: Option<String>,
+}
+
+/// Mirror of `evault_core::auth::NewToken`: a token with its secret, shown once.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = NewToken)]
+pub struct NewTokenDoc {
+    #[serde(flatten)]
+    token: TokenDoc,
+    /// `evt_` and 64 hex characters. Only a hash is stored.
+    secret: String,
+}
+
+/// Mirror of `evault_core::vault::BlobFault`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = BlobFault)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlobFaultDoc {
+    Corrupt,
+    Missing,
+    SizeMismatch,
+}
+
+/// Mirror of `evault_core::vault::FsckProblem`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = FsckProblem)]
+pub struct FsckProblemDoc {
+    digest: String,
+    problem: BlobFaultDoc,
+    detail: String,
+}
+
+/// Mirror of `evault_core::vault::FsckReport`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = FsckReport)]
+pub struct FsckReportDoc {
+    blobs_checked: u64,
+    bytes_checked: u64,
+    records: u64,
+    /// Damaged or missing evidence.
+    problems: Vec<FsckProblemDoc>,
+    /// Blob files no record references (left by an interrupted push); harmless.
+    unreferenced_blobs: Vec<String>,
+}

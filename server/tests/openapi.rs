@@ -1,0 +1,296 @@
+//! The OpenAPI document describes exactly what is served, with schemas that match what is
+//! really sent.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::Cursor;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use evault_core::Vault;
+use evault_core::auth::Role;
+use evault_core::index::Status;
+use evault_core::ingest::{LinkArgs, PushRequest, PushSource};
+use evault_core::vault::{BlobFault, FsckProblem};
+use evault_schema::{Format, Kind};
+use evault_server::handlers::ops::{Health, VaultStatus, WhoAmI};
+use evault_server::handlers::records::RecordPage;
+use evault_server::problem::{ApiError, Problem};
+use serde_json::Value;
+use support::{GIT_SHA, TestVault, sbom};
+
+/// The routes docs/api.md promises, as (method, path template).
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("POST", "/v1/push"),
+    ("GET", "/v1/records"),
+    ("GET", "/v1/records/{id}"),
+    ("GET", "/v1/blobs/{digest}"),
+    ("HEAD", "/v1/blobs/{digest}"),
+    ("GET", "/v1/status"),
+    ("GET", "/v1/whoami"),
+    ("POST", "/v1/tokens"),
+    ("GET", "/v1/tokens"),
+    ("DELETE", "/v1/tokens/{name}"),
+    ("POST", "/v1/fsck"),
+];
+
+const METHODS: [&str; 8] = [
+    "get", "head", "post", "put", "delete", "patch", "options", "trace",
+];
+
+fn document() -> Value {
+    serde_json::to_value(evault_server::openapi_document()).unwrap()
+}
+
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in METHODS {
+            if item.get(m).is_some() {
+                out.insert((m.to_ascii_uppercase(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_document_lists_exactly_the_served_routes() {
+    let doc = document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let listed = operations(&doc);
+    let promised: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(listed, promised);
+
+    // Everything listed is served: no 404 no-such-route and no 405.
+    let v = TestVault::new();
+    for (method, path) in &listed {
+        let uri = path
+            .replace("{id}", "0123456789ab")
+            .replace("{digest}", &format!("sha256:{}", "e".repeat(64)))
+            .replace("{name}", "nobody");
+        let a = v
+            .send(
+                Request::builder()
+                    .method(Method::from_bytes(method.as_bytes()).unwrap())
+                    .uri(&uri)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_ne!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        if a.status == StatusCode::NOT_FOUND {
+            assert_ne!(
+                a.json()["type"],
+                "https://evault.dev/problems/no-such-route",
+                "{method} {uri}"
+            );
+        }
+        let expected = if path.starts_with("/v1/") {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(a.status, expected, "{method} {uri}: {}", a.text());
+    }
+
+    // The served document is the generated one.
+    let served = v.get("/openapi.json", None).await;
+    assert_eq!(served.header("content-type"), Some("application/json"));
+    assert_eq!(served.json(), doc);
+}
+
+#[test]
+fn every_v1_operation_needs_the_bearer_token_and_documents_its_problems() {
+    let doc = document();
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"],
+        serde_json::json!({"type": "http", "scheme": "bearer",
+            "description": "a token secret from `evault token create`"})
+    );
+    for (method, path) in operations(&doc) {
+        let op = &doc["paths"][&path][method.to_ascii_lowercase()];
+        if path.starts_with("/v1/") {
+            assert_eq!(
+                op["security"],
+                serde_json::json!([{"bearer": []}]),
+                "{method} {path}"
+            );
+            for status in ["401", "403", "500"] {
+                assert_eq!(
+                    op["responses"][status]["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path} {status}"
+                );
+            }
+        } else {
+            assert!(op.get("security").is_none(), "{method} {path}");
+        }
+    }
+}
+
+/// The property names of a schema, following `$ref` and `allOf`.
+fn properties(doc: &Value, schema: &Value) -> BTreeSet<String> {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return properties(doc, &doc["components"]["schemas"][name]);
+    }
+    let mut out: BTreeSet<String> = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    for part in schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out.extend(properties(doc, part));
+    }
+    out
+}
+
+fn keys(value: &impl serde::Serialize) -> BTreeSet<String> {
+    serde_json::to_value(value)
+        .unwrap()
+        .as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn assert_schema_matches(doc: &Value, name: &str, value: &impl serde::Serialize) {
+    let schema = &doc["components"]["schemas"][name];
+    assert!(!schema.is_null(), "no schema {name}");
+    assert_eq!(properties(doc, schema), keys(value), "schema {name}");
+}
+
+#[test]
+fn schemas_have_the_keys_of_real_values() {
+    let doc = document();
+    let dir = tempfile::tempdir().unwrap();
+    let (vault, _) = Vault::init(dir.path()).unwrap();
+    let token = vault
+        .create_token("admin", Role::Admin, &["a-*".to_string()], None, "test")
+        .unwrap();
+    let outcome = vault
+        .push(
+            PushRequest {
+                sources: vec![PushSource::Reader {
+                    name: "sbom.json".into(),
+                    reader: Box::new(Cursor::new(sbom("a"))),
+                }],
+                links: LinkArgs {
+                    blueprint: Some("a-api".into()),
+                    version: Some("1".into()),
+                    git_sha: Some(GIT_SHA.into()),
+                    ..LinkArgs::default()
+                },
+                kind: None,
+                producer: "admin".into(),
+                expand_archives: true,
+                allowed_blueprints: Vec::new(),
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    let pushed = &outcome.records[0];
+    let mut report = vault.fsck(&mut |_, _| {}).unwrap();
+    report.problems.push(FsckProblem {
+        digest: pushed.record.digest.clone(),
+        problem: BlobFault::Missing,
+        detail: "gone".into(),
+    });
+
+    assert_schema_matches(&doc, "Record", &pushed.record);
+    assert_schema_matches(&doc, "Blueprint", &pushed.record.blueprint);
+    assert_schema_matches(&doc, "PushedRecord", pushed);
+    assert_schema_matches(&doc, "Token", &token.info);
+    assert_schema_matches(&doc, "NewToken", &token);
+    assert_schema_matches(&doc, "FsckReport", &report);
+    assert_schema_matches(&doc, "FsckProblem", &report.problems[0]);
+    assert_schema_matches(
+        &doc,
+        "RecordPage",
+        &RecordPage {
+            records: vec![pushed.record.clone()],
+            next_cursor: None,
+        },
+    );
+    assert_schema_matches(
+        &doc,
+        "VaultStatus",
+        &VaultStatus {
+            records: 1,
+            blobs: 1,
+            bytes: 1,
+            stored_bytes: 1,
+        },
+    );
+    assert_schema_matches(
+        &doc,
+        "WhoAmI",
+        &WhoAmI {
+            name: "x".into(),
+            role: Role::Admin,
+            scopes: vec![],
+        },
+    );
+    assert_schema_matches(&doc, "Health", &Health { status: "ok" });
+    let problem: Problem = ApiError::invalid("x").problem("/v1/push", "abc");
+    assert_schema_matches(&doc, "Problem", &problem);
+}
+
+fn enum_values(doc: &Value, name: &str) -> Vec<String> {
+    doc["components"]["schemas"][name]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} has no enum"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn enumerations_are_the_codes_own() {
+    let doc = document();
+    let kinds: Vec<String> = Kind::ALL.iter().map(|k| k.as_str().to_string()).collect();
+    assert_eq!(enum_values(&doc, "Kind"), kinds);
+    let formats: Vec<String> = Format::ALL.iter().map(|f| f.as_str().to_string()).collect();
+    assert_eq!(enum_values(&doc, "Format"), formats);
+    let roles: Vec<String> = Role::ALL.iter().map(|r| r.as_str().to_string()).collect();
+    assert_eq!(enum_values(&doc, "Role"), roles);
+    let faults = enum_values(&doc, "BlobFault");
+    for f in [
+        BlobFault::Corrupt,
+        BlobFault::Missing,
+        BlobFault::SizeMismatch,
+    ] {
+        let name = serde_json::to_value(f).unwrap();
+        assert!(
+            faults.iter().any(|v| name == *v),
+            "{name} missing from {faults:?}"
+        );
+    }
+    assert_eq!(faults.len(), 3);
+    let statuses: Vec<Value> = [Status::Created, Status::Present]
+        .iter()
+        .map(|s| serde_json::to_value(s).unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        enum_values(&doc, "PushStatus")
+            .into_iter()
+            .map(Value::from)
+            .collect::<Vec<_>>()
+    );
+}
