@@ -405,3 +405,68 @@ fn a_corrupted_blob_never_reaches_a_remote_output() {
         run.stdout.len()
     );
 }
+
+#[test]
+fn push_warnings_reach_a_remote_caller() {
+    let server = Server::start();
+    let pusher = server.token("ci", "pusher", &[], None);
+    write_bundle(&server.vault);
+    std::os::unix::fs::symlink("sbom.json", server.vault.path("bundle/sbom-latest.json")).unwrap();
+    let run = remote(
+        &server,
+        Some(&pusher),
+        &[
+            "push",
+            "bundle",
+            "--blueprint",
+            "checkout-api",
+            "--version",
+            "1.4.2",
+            "--git-sha",
+            GIT_SHA,
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("warning:") && l.contains("sbom-latest.json")),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_scoped_admin_cannot_mint_tokens_or_run_maintenance() {
+    let server = Server::start();
+    let team_admin = server.token("payments-admin", "admin", &["payments-*"], None);
+    remote(
+        &server,
+        Some(&team_admin),
+        &["token", "create", "--name", "escalated", "--role", "admin"],
+    )
+    .fails(6, &["without blueprint scopes"]);
+    remote(&server, Some(&team_admin), &["fsck"]).fails(6, &["without blueprint scopes"]);
+    // Within its blueprints it still pushes and reads.
+    server.vault.write("plan.md", PLAN);
+    let pushed = remote(
+        &server,
+        Some(&team_admin),
+        &[
+            "push",
+            "plan.md",
+            "--blueprint",
+            "payments-ledger",
+            "--version",
+            "1",
+            "--git-sha",
+            GIT_SHA,
+        ],
+    );
+    assert_eq!(pushed.code, 0, "{pushed:?}");
+    let listed = remote(&server, Some(&team_admin), &["--json", "ls"]);
+    assert_eq!(
+        listed.json().as_array().map(Vec::len),
+        Some(1),
+        "{listed:?}"
+    );
+}

@@ -396,6 +396,25 @@ fn probes_metrics_and_openapi_need_no_token_and_every_documented_route_exists() 
     if text.contains(placeholder_digest.trim_start_matches("sha256:")) {
         failures.push("a metric label carries a concrete blob digest instead of the route".into());
     }
+    for label in [
+        "route=\"/v1/records/{id}\"",
+        "route=\"/v1/blobs/{digest}\"",
+        "route=\"unmatched\"",
+    ] {
+        if !text
+            .lines()
+            .any(|l| l.starts_with("evault_http_requests_total{") && l.contains(label))
+        {
+            failures.push(format!("no evault_http_requests_total sample with {label}"));
+        }
+    }
+    for bucket in ["le=\"0.005\"", "le=\"30\"", "le=\"+Inf\""] {
+        if !text.lines().any(|l| {
+            l.starts_with("evault_http_request_duration_seconds_bucket{") && l.contains(bucket)
+        }) {
+            failures.push(format!("the duration histogram has no {bucket} bucket"));
+        }
+    }
     assert_no_failures(&failures);
 }
 
@@ -562,6 +581,19 @@ fn every_role_gets_exactly_the_status_the_permission_matrix_says() {
                         .into_iter()
                         .map(|m| format!("as {label}: {m}")),
                 );
+                // 401 says why; 403 names the role.
+                let detail = reply.json()["detail"].as_str().unwrap_or("").to_string();
+                let needle = match *label {
+                    "no token" => "missing bearer token",
+                    "unknown token" | "malformed token" => "unknown token",
+                    role => role,
+                };
+                if !detail.contains(needle) {
+                    failures.push(format!(
+                        "{} as {label}: detail {detail:?} does not say {needle:?}",
+                        endpoint.name
+                    ));
+                }
             }
             if endpoint.name == "GET /v1/whoami" && expected == 200 {
                 let who = reply.json();
@@ -688,6 +720,24 @@ fn errors_are_problem_json_naming_the_field_with_the_request_id_of_the_response(
             "invalid-input",
             Some("role"),
         ),
+        (
+            server.get("/v1/records?colour=blue", Some(&admin)),
+            400,
+            "invalid-input",
+            Some("colour"),
+        ),
+        (
+            server.get("/v1/records?kind=sbom&kind=vex", Some(&admin)),
+            400,
+            "invalid-input",
+            Some("kind"),
+        ),
+        (
+            server.push(&admin, &links(&[("expand", "maybe")]), PLAIN_TEXT),
+            400,
+            "invalid-input",
+            Some("expand"),
+        ),
     ];
     let mut failures = Vec::new();
     let mut ids = BTreeSet::new();
@@ -713,7 +763,24 @@ fn errors_are_problem_json_naming_the_field_with_the_request_id_of_the_response(
                 reply.method, reply.path
             ));
         }
-        ids.insert(reply.header("x-request-id").unwrap_or_default());
+        let id = reply.header("x-request-id").unwrap_or_default();
+        if !is_generated_id(&id) {
+            failures.push(format!(
+                "{} {}: generated request id {id:?} is not 16 hex characters",
+                reply.method, reply.path
+            ));
+        }
+        ids.insert(id);
+    }
+    // A 405 says what is allowed.
+    let wrong_method = server.send(Req::new("DELETE", "/v1/records").token(&admin));
+    if !wrong_method
+        .header("allow")
+        .is_some_and(|a| a.contains("GET"))
+    {
+        failures.push(format!(
+            "a 405 without an Allow header naming GET: {wrong_method:?}"
+        ));
     }
     if ids.len() != cases.len() {
         failures.push(format!(
@@ -739,7 +806,42 @@ fn errors_are_problem_json_naming_the_field_with_the_request_id_of_the_response(
     if ok.header("x-request-id").as_deref() != Some("e2e-trace-0043") {
         failures.push(format!("a 200 does not echo x-request-id: {ok:?}"));
     }
+    // Only ids of 1 to 64 letters, digits, '.', '_' or '-' are taken over; others are replaced.
+    let longest = format!("e2e.{}", "a_b-".repeat(15));
+    assert_eq!(longest.len(), 64);
+    for (sent, echoed) in [
+        (longest.clone(), true),
+        (format!("{longest}x"), false),
+        ("has spaces \"and quotes\"".to_string(), false),
+        ("semi;colon".to_string(), false),
+    ] {
+        let reply = server.send(Req::new("GET", "/healthz").header("x-request-id", sent.clone()));
+        let got = reply.header("x-request-id").unwrap_or_default();
+        let ok = if echoed {
+            got == sent
+        } else {
+            is_generated_id(&got)
+        };
+        if !ok {
+            failures.push(format!(
+                "x-request-id {sent:?} came back as {got:?} (expected {})",
+                if echoed {
+                    "it echoed"
+                } else {
+                    "a new 16-hex id"
+                }
+            ));
+        }
+    }
     assert_no_failures(&failures);
+}
+
+/// A request id the server made: 16 lowercase hex characters.
+fn is_generated_id(id: &str) -> bool {
+    id.len() == 16
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -793,11 +895,7 @@ fn revoked_and_expired_tokens_are_refused_at_once_and_use_is_recorded() {
         .success();
     let refused = server.get("/v1/whoami", Some(&revoked));
     let body = assert_problem(&refused, 401, "unauthenticated");
-    let logs = server.logs();
-    assert!(
-        body["detail"].as_str().unwrap_or("").contains("revoked") || logs.contains("revoked"),
-        "neither the problem nor the log says the token was revoked: {refused:?}\nlog:\n{logs}"
-    );
+    assert_eq!(body["detail"], "token revoked", "{refused:?}");
     let listed = server.get("/v1/records", Some(&revoked));
     assert_problem(&listed, 401, "unauthenticated");
 
@@ -809,11 +907,7 @@ fn revoked_and_expired_tokens_are_refused_at_once_and_use_is_recorded() {
     );
     let refused = server.get("/v1/whoami", Some(&expiring));
     let body = assert_problem(&refused, 401, "unauthenticated");
-    let logs = server.logs();
-    assert!(
-        body["detail"].as_str().unwrap_or("").contains("expired") || logs.contains("expired"),
-        "neither the problem nor the log says the token expired: {refused:?}\nlog:\n{logs}"
-    );
+    assert_eq!(body["detail"], "token expired", "{refused:?}");
 
     let tokens = server.vault.run(["--json", "token", "ls"]).success().json();
     let by_name: BTreeMap<&str, &Value> = tokens
@@ -1855,15 +1949,44 @@ fn parse_raw(path: &str, raw: &[u8]) -> Reply {
     }
 }
 
+/// Reads one answer (headers and a `Content-Length` body) from `stream`, leaving the connection
+/// as it is.
+fn read_answer(stream: &mut TcpStream, path: &str) -> Reply {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if raw.len() >= end + 4 + len {
+                break;
+            }
+        }
+        match stream.read(&mut buf) {
+            // A reset after the answer arrived still leaves the answer read.
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    parse_raw(path, &raw)
+}
+
 /// POSTs `chunks` to `path` with chunked encoding on a raw connection, one every `delay`,
-/// stopping early once the server has answered; the answer.
+/// stopping early once the server has answered; the answer and the connection.
 fn post_slowly(
     server: &Server,
     token: &str,
     path: &str,
     chunks: &[&[u8]],
     delay: Duration,
-) -> Reply {
+) -> (Reply, TcpStream) {
     let mut stream = TcpStream::connect(server.addr()).expect("cannot connect");
     write!(
         stream,
@@ -1895,29 +2018,42 @@ fn post_slowly(
     if sent_all {
         let _ = stream.write_all(b"0\r\n\r\n");
     }
+    let reply = read_answer(&mut stream, path);
+    (reply, stream)
+}
+
+/// A request body of ten lines, slow enough (one every 400 ms) to outlast a 1 s time limit.
+fn slow_lines() -> Vec<Vec<u8>> {
+    (0..10)
+        .map(|i| format!("slow line {i}\n").into_bytes())
+        .collect()
+}
+
+const ONE_SECOND_LIMIT: &str = "[limits]\nrequest_timeout_secs = 1\n";
+
+/// Whether the server closes `stream` (or resets it) within 10 s, reading whatever comes first.
+fn closed_within_10s(stream: &mut TcpStream) -> Result<Vec<u8>, io::Error> {
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut raw = Vec::new();
-    // A reset after the answer arrived still leaves the answer read.
-    let _ = stream.read_to_end(&mut raw);
-    parse_raw(path, &raw)
+    let mut rest = Vec::new();
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => Ok(rest),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(rest),
+        Err(e) => Err(e),
+    }
 }
 
 #[test]
 fn a_push_slower_than_the_request_time_limit_is_408_and_leaves_nothing_behind() {
-    let server = Server::start_on(
-        Vault::initialised(),
-        Some("[limits]\nrequest_timeout_secs = 1\n"),
-    );
+    let server = Server::start_on(Vault::initialised(), Some(ONE_SECOND_LIMIT));
     let ci = server.token("ci", "pusher", &[], None);
     let before = server.vault.snapshot();
-    let lines: Vec<Vec<u8>> = (0..10)
-        .map(|i| format!("slow line {i}\n").into_bytes())
-        .collect();
+    let lines = slow_lines();
     let chunks: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
     let path = with_query("/v1/push", &links(&[("name", "slow.txt")]));
-    let reply = post_slowly(&server, &ci, &path, &chunks, Duration::from_millis(400));
+    let (reply, _connection) =
+        post_slowly(&server, &ci, &path, &chunks, Duration::from_millis(400));
     let problem = assert_problem(&reply, 408, "timeout");
     assert!(
         problem["detail"]
@@ -1931,6 +2067,47 @@ fn a_push_slower_than_the_request_time_limit_is_408_and_leaves_nothing_behind() 
     server
         .push(&ci, &links(&[("name", "quick.txt")]), PLAIN_TEXT)
         .expect(201);
+}
+
+#[test]
+#[ignore = "bug: after answering 408 the server keeps the connection open for as long as the client \
+            keeps it, though the answer says `connection: close`"]
+fn a_connection_whose_request_timed_out_is_closed() {
+    let server = Server::start_on(Vault::initialised(), Some(ONE_SECOND_LIMIT));
+    let ci = server.token("ci", "pusher", &[], None);
+    let lines = slow_lines();
+    let chunks: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+    let path = with_query("/v1/push", &links(&[("name", "slow.txt")]));
+    let (reply, mut connection) =
+        post_slowly(&server, &ci, &path, &chunks, Duration::from_millis(400));
+    assert_eq!(reply.status, 408, "{reply:?}");
+    // The client now sends nothing more; a request time limit that lets the connection live on
+    // bounds nothing.
+    if let Err(e) = closed_within_10s(&mut connection) {
+        panic!("the server still holds the connection 10 s after its 408 ({e})");
+    }
+}
+
+#[test]
+#[ignore = "bug: a client that never finishes its request headers holds its connection forever \
+            (no header read timeout), and delays shutdown by the whole grace period"]
+fn a_client_that_never_finishes_its_headers_is_cut_off_by_the_time_limit() {
+    let server = Server::start_on(Vault::initialised(), Some(ONE_SECOND_LIMIT));
+    let mut connection = TcpStream::connect(server.addr()).expect("cannot connect");
+    connection
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    match closed_within_10s(&mut connection) {
+        Ok(answer) if answer.is_empty() => {}
+        Ok(answer) => {
+            let reply = parse_raw("/healthz", &answer);
+            assert_eq!(reply.status, 408, "{reply:?}");
+        }
+        Err(e) => panic!(
+            "a connection with half a request is still open 10 s later, though \
+             request_timeout_secs = 1 ({e})"
+        ),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

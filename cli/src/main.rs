@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use backend::{Backend, PushInput, Remote};
 use clap::{Args, Parser, Subcommand};
 use evault_core::auth::Role;
-use evault_core::ingest::{LinkArgs, PushProgress};
+use evault_core::ingest::{LinkArgs, LinkStyle, PushProgress};
 use evault_core::{Digest, Error, RecordFilter, Vault};
 use evault_schema::{Format, Kind, validate};
 
@@ -383,6 +383,7 @@ fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
         paths: args.paths,
         stdin_name: args.stdin_name,
         links: LinkArgs {
+            style: LinkStyle::Flags,
             blueprint: args.blueprint,
             version: args.blueprint_version,
             git_sha: args.git_sha,
@@ -499,9 +500,8 @@ fn ls(g: &Global, args: LsArgs) -> Result<(), Error> {
         digest: opt("--digest", args.digest, validate::digest)?,
         since: time("--since", args.since)?,
         until: time("--until", args.until)?,
-        blueprint_patterns: Vec::new(),
-        before: None,
         limit: args.limit,
+        ..RecordFilter::default()
     };
     let (records, _) = backend.records(&filter)?;
     if g.json {

@@ -41,6 +41,36 @@ pub enum Permission {
     Read,
     Approve,
     ManageTokens,
+    /// Vault-wide maintenance: integrity checks (later retention sweeps, backups).
+    Maintain,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 5] = [
+        Permission::Push,
+        Permission::Read,
+        Permission::Approve,
+        Permission::ManageTokens,
+        Permission::Maintain,
+    ];
+
+    /// What the permission lets one do, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Permission::Push => "pushing evidence",
+            Permission::Read => "reading records and blobs",
+            Permission::Approve => "recording approvals",
+            Permission::ManageTokens => "managing tokens",
+            Permission::Maintain => "vault maintenance",
+        }
+    }
+
+    /// Whether the permission acts on the whole vault, beyond any blueprint. A token scoped to
+    /// some blueprints never holds such a permission: a scoped admin could otherwise mint itself
+    /// an unscoped token.
+    pub fn vault_wide(self) -> bool {
+        matches!(self, Permission::ManageTokens | Permission::Maintain)
+    }
 }
 
 impl Role {
@@ -55,6 +85,7 @@ impl Role {
         }
     }
 
+    /// What the role permits, before blueprint scopes are considered (see [`Identity::can`]).
     pub fn allows(self, permission: Permission) -> bool {
         match self {
             Role::Admin => true,
@@ -134,7 +165,41 @@ pub struct Identity {
 
 impl Identity {
     pub fn can(&self, permission: Permission) -> bool {
-        self.role.allows(permission)
+        self.refusal(permission).is_none()
+    }
+
+    /// Why this identity may not do `permission` (a message naming the role or the scope and
+    /// what would do), or `None` if it may.
+    pub fn refusal(&self, permission: Permission) -> Option<String> {
+        if !self.role.allows(permission) {
+            let may: Vec<&str> = Permission::ALL
+                .into_iter()
+                .filter(|p| self.role.allows(*p))
+                .map(Permission::describe)
+                .collect();
+            let roles: Vec<&str> = Role::ALL
+                .into_iter()
+                .filter(|r| r.allows(permission))
+                .map(Role::as_str)
+                .collect();
+            return Some(format!(
+                "token '{}' has role {}, which allows only {}; {} needs role {}",
+                self.name,
+                self.role,
+                may.join(" and "),
+                permission.describe(),
+                roles.join(" or ")
+            ));
+        }
+        if permission.vault_wide() && !self.scopes.is_empty() {
+            return Some(format!(
+                "token '{}' is limited to blueprints {}; {} needs a token without blueprint scopes",
+                self.name,
+                self.scopes.join(", "),
+                permission.describe()
+            ));
+        }
+        None
     }
 
     /// Whether this identity's scopes cover `blueprint`.

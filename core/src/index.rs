@@ -47,9 +47,6 @@ pub trait MetadataIndex: Send + Sync {
 
     fn record(&self, id: &str) -> Result<Option<Record>>;
 
-    /// Ids starting with `prefix` (at most `max`).
-    fn ids_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<String>>;
-
     /// Records matching `filter`, newest first, and the cursor of the next page if the page is
     /// full.
     fn records(&self, filter: &RecordFilter) -> Result<(Vec<Record>, Option<Cursor>)>;
@@ -249,6 +246,12 @@ fn filter_sql(filter: &RecordFilter) -> (String, Vec<Value>) {
                 .map(|p| Value::Text(p.clone())),
         );
     }
+    if let Some(prefix) = &filter.id_prefix {
+        // A range scan on the unique index, no LIKE escaping to get wrong.
+        clauses.push("r.id >= ? AND r.id < ?".into());
+        values.push(Value::Text(prefix.clone()));
+        values.push(Value::Text(format!("{prefix}g")));
+    }
     if let Some(cursor) = filter.before {
         clauses.push("r.seq < ?".into());
         values.push(Value::Integer(cursor.0));
@@ -328,17 +331,6 @@ impl MetadataIndex for SqliteIndex {
                 record_from_row,
             )
             .optional()?)
-    }
-
-    fn ids_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<String>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM records WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![prefix, format!("{prefix}g"), max as i64], |r| {
-            r.get(0)
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn records(&self, filter: &RecordFilter) -> Result<(Vec<Record>, Option<Cursor>)> {
@@ -534,10 +526,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(index.count_records(&by_subject).unwrap(), 2);
-        assert_eq!(
-            index.ids_with_prefix(&a.id[..6], 5).unwrap(),
-            vec![a.id.clone()]
-        );
+        let by_id = RecordFilter {
+            id_prefix: Some(a.id[..6].to_string()),
+            limit: 5,
+            ..Default::default()
+        };
+        assert_eq!(index.records(&by_id).unwrap().0, vec![a.clone()]);
     }
 
     #[test]

@@ -65,6 +65,8 @@ impl std::fmt::Debug for PushSource {
 /// ones left out. Values are validated and normalised by ingest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkArgs {
+    /// How the caller spells the links, so that messages name what the user typed.
+    pub style: LinkStyle,
     pub blueprint: Option<String>,
     pub version: Option<String>,
     pub git_sha: Option<String>,
@@ -72,6 +74,32 @@ pub struct LinkArgs {
     pub run_id: Option<String>,
     pub environment: Option<String>,
     pub subjects: Vec<String>,
+}
+
+/// Command-line flags (`--git-sha`) or query parameters (`git_sha`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinkStyle {
+    #[default]
+    Flags,
+    Query,
+}
+
+impl LinkStyle {
+    /// The name of a link (by its query-parameter name) in this style.
+    fn name(self, link: &'static str) -> &'static str {
+        match (self, link) {
+            (LinkStyle::Query, l) => l,
+            (LinkStyle::Flags, "blueprint") => "--blueprint",
+            (LinkStyle::Flags, "version") => "--version",
+            (LinkStyle::Flags, "git_sha") => "--git-sha",
+            (LinkStyle::Flags, "repo") => "--repo",
+            (LinkStyle::Flags, "run_id") => "--run-id",
+            (LinkStyle::Flags, "env") => "--env",
+            (LinkStyle::Flags, "subject") => "--subject",
+            (LinkStyle::Flags, "kind") => "--kind",
+            (LinkStyle::Flags, other) => other,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -280,6 +308,7 @@ pub fn push(
 
 /// Validated links from flags.
 struct FlagLinks {
+    style: LinkStyle,
     blueprint: Option<String>,
     version: Option<String>,
     git_sha: Option<String>,
@@ -295,52 +324,65 @@ fn check<T>(flag: &str, r: std::result::Result<T, validate::ValueError>) -> Resu
 
 impl FlagLinks {
     fn parse(args: &LinkArgs) -> Result<Self> {
+        let style = args.style;
         let opt =
-            |flag: &str,
+            |link: &'static str,
              v: &Option<String>,
              f: fn(&str) -> std::result::Result<String, validate::ValueError>| {
-                v.as_deref().map(|v| check(flag, f(v))).transpose()
+                v.as_deref()
+                    .map(|v| check(style.name(link), f(v)))
+                    .transpose()
             };
         Ok(FlagLinks {
-            blueprint: opt("--blueprint", &args.blueprint, validate::blueprint_name)?,
-            version: opt("--version", &args.version, validate::version)?,
-            git_sha: opt("--git-sha", &args.git_sha, validate::git_sha)?,
-            repo: opt("--repo", &args.repo, validate::repo)?,
-            run_id: opt("--run-id", &args.run_id, validate::run_id)?,
-            environment: opt("--env", &args.environment, validate::environment)?,
+            style,
+            blueprint: opt("blueprint", &args.blueprint, validate::blueprint_name)?,
+            version: opt("version", &args.version, validate::version)?,
+            git_sha: opt("git_sha", &args.git_sha, validate::git_sha)?,
+            repo: opt("repo", &args.repo, validate::repo)?,
+            run_id: opt("run_id", &args.run_id, validate::run_id)?,
+            environment: opt("env", &args.environment, validate::environment)?,
             subjects: args
                 .subjects
                 .iter()
-                .map(|s| check("--subject", validate::digest(s)))
+                .map(|s| check(style.name("subject"), validate::digest(s)))
                 .collect::<Result<_>>()?,
         })
     }
-}
 
-/// A link given both on the command line and in the manifest must agree.
-fn merge(
-    flag_name: &str,
-    flag: &Option<String>,
-    manifest_field: &str,
-    manifest: Option<&String>,
-) -> Result<Option<String>> {
-    match (flag, manifest) {
-        (Some(f), Some(m)) if f != m => Err(Error::Invalid(format!(
-            "{flag_name} '{f}' conflicts with {manifest_field} '{m}' in {}",
-            documents::BUNDLE_MANIFEST_FILE
-        ))),
-        (Some(f), _) => Ok(Some(f.clone())),
-        (None, m) => Ok(m.cloned()),
+    /// A link given both here and in the manifest must agree.
+    fn merge(
+        &self,
+        link: &'static str,
+        given: &Option<String>,
+        manifest_field: &str,
+        manifest: Option<&String>,
+    ) -> Result<Option<String>> {
+        match (given, manifest) {
+            (Some(f), Some(m)) if f != m => Err(Error::Invalid(format!(
+                "{} '{f}' conflicts with {manifest_field} '{m}' in {}",
+                self.style.name(link),
+                documents::BUNDLE_MANIFEST_FILE
+            ))),
+            (Some(f), _) => Ok(Some(f.clone())),
+            (None, m) => Ok(m.cloned()),
+        }
     }
-}
 
-fn required(value: Option<String>, what: &str, flag: &str, manifest_field: &str) -> Result<String> {
-    value.ok_or_else(|| {
-        Error::Invalid(format!(
-            "missing {what}: pass {flag} or set \"{manifest_field}\" in {}",
-            documents::BUNDLE_MANIFEST_FILE
-        ))
-    })
+    fn required(
+        &self,
+        value: Option<String>,
+        what: &str,
+        link: &'static str,
+        manifest_field: &str,
+    ) -> Result<String> {
+        value.ok_or_else(|| {
+            Error::Invalid(format!(
+                "missing {what}: give {} or set \"{manifest_field}\" in {}",
+                self.style.name(link),
+                documents::BUNDLE_MANIFEST_FILE
+            ))
+        })
+    }
 }
 
 fn plan_bundle(
@@ -352,49 +394,44 @@ fn plan_bundle(
 ) -> Result<Vec<Record>> {
     let m = bundle.manifest.as_ref();
     let m_blueprint = m.and_then(|m| m.blueprint.as_ref());
-    let name = merge(
-        "--blueprint",
+    let name = flags.merge(
+        "blueprint",
         &flags.blueprint,
         "blueprint.name",
         m_blueprint.map(|b| &b.name),
     )?;
-    let version = merge(
-        "--version",
+    let version = flags.merge(
+        "version",
         &flags.version,
         "blueprint.version",
         m_blueprint.map(|b| &b.version),
     )?;
-    let git_sha = merge(
-        "--git-sha",
+    let git_sha = flags.merge(
+        "git_sha",
         &flags.git_sha,
         "git_sha",
         m.and_then(|m| m.git_sha.as_ref()),
     )?;
     let base = Links {
         blueprint: Blueprint {
-            name: required(name, "blueprint name", "--blueprint", "blueprint.name")?,
-            version: required(
+            name: flags.required(name, "blueprint name", "blueprint", "blueprint.name")?,
+            version: flags.required(
                 version,
                 "blueprint version",
-                "--version",
+                "version",
                 "blueprint.version",
             )?,
         },
-        git_sha: required(git_sha, "git SHA", "--git-sha", "git_sha")?,
-        repo: merge(
-            "--repo",
-            &flags.repo,
-            "repo",
-            m.and_then(|m| m.repo.as_ref()),
-        )?,
-        run_id: merge(
-            "--run-id",
+        git_sha: flags.required(git_sha, "git SHA", "git_sha", "git_sha")?,
+        repo: flags.merge("repo", &flags.repo, "repo", m.and_then(|m| m.repo.as_ref()))?,
+        run_id: flags.merge(
+            "run_id",
             &flags.run_id,
             "run_id",
             m.and_then(|m| m.run_id.as_ref()),
         )?,
-        environment: merge(
-            "--env",
+        environment: flags.merge(
+            "env",
             &flags.environment,
             "environment",
             m.and_then(|m| m.environment.as_ref()),
@@ -442,8 +479,9 @@ fn plan_bundle(
         let declared_kind = match (entry.and_then(|e| e.kind), request.kind) {
             (Some(a), Some(b)) if a != b => {
                 return Err(fail(format!(
-                    "{} declares kind {a} but --kind is {b}",
-                    documents::BUNDLE_MANIFEST_FILE
+                    "{} declares kind {a} but {} is {b}",
+                    documents::BUNDLE_MANIFEST_FILE,
+                    flags.style.name("kind")
                 )));
             }
             (a, b) => a.or(b),

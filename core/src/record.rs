@@ -103,6 +103,8 @@ pub struct RecordFilter {
     pub blueprint_patterns: Vec<String>,
     /// Only records older than this cursor (from a previous page).
     pub before: Option<Cursor>,
+    /// Only records whose id starts with this (lowercase hex).
+    pub id_prefix: Option<String>,
     pub limit: usize,
 }
 

@@ -160,27 +160,39 @@ impl Vault {
 
     /// The record with this id, or the one record whose id starts with this prefix.
     pub fn record(&self, id_or_prefix: &str) -> Result<Record> {
+        self.record_in_scope(id_or_prefix, &[])
+    }
+
+    /// Like [`Vault::record`], seeing only blueprints matching `scopes` (empty: all). Records
+    /// outside them do not exist for the caller: not found, and never named as a rival match
+    /// of an ambiguous prefix.
+    pub fn record_in_scope(&self, id_or_prefix: &str, scopes: &[String]) -> Result<Record> {
         let wanted = id_or_prefix.trim().to_ascii_lowercase();
         if wanted.len() < MIN_ID_PREFIX || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Invalid(format!(
-                "invalid record id '{id_or_prefix}': expected at least {MIN_ID_PREFIX} hexadecimal characters"
+                "invalid record id '{}': expected at least {MIN_ID_PREFIX} hexadecimal characters",
+                evault_schema::validate::excerpt(id_or_prefix)
             )));
         }
-        if let Some(r) = self.index.record(&wanted)? {
-            return Ok(r);
-        }
-        let ids = self.index.ids_with_prefix(&wanted, 4)?;
-        match ids.as_slice() {
-            [] => Err(Error::NotFound(format!("no record {wanted}"))),
-            [one] => self
-                .index
-                .record(one)?
-                .ok_or_else(|| Error::NotFound(format!("no record {wanted}"))),
-            many => Err(Error::Invalid(format!(
-                "record id prefix '{wanted}' is ambiguous: it matches {}{}",
-                many[..many.len().min(3)].join(", "),
-                if many.len() > 3 { ", ..." } else { "" }
-            ))),
+        let filter = RecordFilter {
+            id_prefix: Some(wanted.clone()),
+            blueprint_patterns: scopes.to_vec(),
+            limit: 4,
+            ..Default::default()
+        };
+        let (mut found, _) = self.index.records(&filter)?;
+        match found.len() {
+            0 => Err(Error::NotFound(format!("no record {wanted}"))),
+            1 => Ok(found.remove(0)),
+            n => {
+                let mut ids: Vec<&str> = found.iter().map(|r| r.id.as_str()).take(3).collect();
+                ids.sort_unstable();
+                Err(Error::Invalid(format!(
+                    "record id prefix '{wanted}' is ambiguous: it matches {}{}",
+                    ids.join(", "),
+                    if n > 3 { ", ..." } else { "" }
+                )))
+            }
         }
     }
 

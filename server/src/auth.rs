@@ -7,7 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderValue;
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
-use evault_core::auth::{AuthFailure, Identity, Permission, Role};
+use evault_core::auth::{AuthFailure, Identity, Permission};
 
 use crate::app::{AppState, blocking};
 use crate::observe::CallerName;
@@ -18,72 +18,19 @@ use crate::problem::{ApiError, ProblemKind};
 pub struct Caller(pub Identity);
 
 impl Caller {
-    /// 403 unless the caller's role has `permission`; the detail names the role, what it may
-    /// do and which roles would do.
+    /// 403 unless the caller may do `permission`; the detail (from evault_core) names the role
+    /// or scope that stands in the way and what would do.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if self.0.can(permission) {
-            return Ok(());
+        match self.0.refusal(permission) {
+            None => Ok(()),
+            Some(why) => Err(ApiError::new(ProblemKind::Forbidden, why)),
         }
-        Err(forbidden(&self.0, &describe(permission), |r| {
-            r.allows(permission)
-        }))
-    }
-
-    /// 403 unless the caller is an admin (integrity checks: evault_core has no finer permission
-    /// for them yet).
-    pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
-        if self.0.role == Role::Admin {
-            return Ok(());
-        }
-        Err(forbidden(&self.0, what, |r| r == Role::Admin))
     }
 
     /// Blueprint patterns the caller is limited to (empty: all).
     pub fn scopes(&self) -> &[String] {
         &self.0.scopes
     }
-}
-
-fn describe(permission: Permission) -> String {
-    match permission {
-        Permission::Push => "pushing evidence",
-        Permission::Read => "reading records and blobs",
-        Permission::Approve => "recording approvals",
-        Permission::ManageTokens => "managing tokens",
-    }
-    .to_string()
-}
-
-fn forbidden(identity: &Identity, what: &str, allowed: impl Fn(Role) -> bool) -> ApiError {
-    let may: Vec<String> = [
-        Permission::Push,
-        Permission::Read,
-        Permission::Approve,
-        Permission::ManageTokens,
-    ]
-    .into_iter()
-    .filter(|p| identity.role.allows(*p))
-    .map(describe)
-    .collect();
-    let roles: Vec<&str> = Role::ALL
-        .into_iter()
-        .filter(|r| allowed(*r))
-        .map(Role::as_str)
-        .collect();
-    ApiError::new(
-        ProblemKind::Forbidden,
-        format!(
-            "token '{}' has role {}, which allows only {}; {what} needs role {}",
-            identity.name,
-            identity.role,
-            if may.is_empty() {
-                "nothing".to_string()
-            } else {
-                may.join(" and ")
-            },
-            roles.join(" or ")
-        ),
-    )
 }
 
 fn unauthenticated(detail: &str) -> ApiError {

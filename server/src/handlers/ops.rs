@@ -132,7 +132,7 @@ pub async fn fsck(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<FsckReport>, ApiError> {
-    caller.require_admin("checking the vault's integrity")?;
+    caller.require(Permission::Maintain)?;
     let report = blocking(&state.vault, |v| v.fsck(&mut |_, _| {})).await?;
     if !report.problems.is_empty() {
         tracing::warn!(

@@ -22,7 +22,9 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use evault_core::auth::Permission;
 use evault_core::index::Status;
-use evault_core::ingest::{LimitExceeded, LinkArgs, PushRequest, PushSource, PushedRecord};
+use evault_core::ingest::{
+    LimitExceeded, LinkArgs, LinkStyle, PushRequest, PushSource, PushedRecord,
+};
 use evault_schema::{Kind, validate};
 use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -85,8 +87,12 @@ const SPEC: Spec = Spec {
         description = "One file, or one .tar/.tar.gz/.tar.zst archive (recognised by content). \
             Any Content-Type but multipart/*."),
     responses(
-        (status = 201, description = "at least one record was created", body = Vec<PushedRecordDoc>),
-        (status = 200, description = "every record was already present", body = Vec<PushedRecordDoc>),
+        (status = 201, description = "at least one record was created", body = Vec<PushedRecordDoc>,
+            headers(("evault-warning" = String, description = "a note that did not stop the push \
+                (a skipped link, content that looked like JSON but was not); repeated"))),
+        (status = 200, description = "every record was already present", body = Vec<PushedRecordDoc>,
+            headers(("evault-warning" = String, description = "a note that did not stop the push; \
+                repeated"))),
         (status = 400, description = "a query parameter is wrong, or a link is missing",
             body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "over limits.max_upload_bytes, max_push_bytes, \
@@ -104,7 +110,7 @@ pub async fn push(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Vec<PushedRecord>>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<Vec<PushedRecord>>), ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -175,7 +181,37 @@ pub async fn push(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(outcome.records)))
+    Ok((
+        status,
+        warning_headers(&outcome.warnings),
+        Json(outcome.records),
+    ))
+}
+
+/// Most warnings returned in headers (the rest are in the server log).
+const MAX_WARNING_HEADERS: usize = 32;
+
+/// Push warnings as `Evault-Warning` headers, so that `evault push --server` prints them as a
+/// local push does. Header values must be visible ASCII: other characters become `?`.
+fn warning_headers(warnings: &[String]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for warning in warnings.iter().take(MAX_WARNING_HEADERS) {
+        let text: String = warning
+            .chars()
+            .take(512)
+            .map(|c| {
+                if c == ' ' || c.is_ascii_graphic() {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        if let Ok(value) = axum::http::HeaderValue::from_str(&text) {
+            headers.append("evault-warning", value);
+        }
+    }
+    headers
 }
 
 /// What the query says about the upload.
@@ -210,6 +246,7 @@ fn prepare(
     }
     let params = Params::parse(query, &SPEC)?;
     let links = LinkArgs {
+        style: LinkStyle::Query,
         blueprint: params.checked("blueprint", validate::blueprint_name)?,
         version: params.checked("version", validate::version)?,
         git_sha: params.checked("git_sha", validate::git_sha)?,

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::app::{AppState, PathParam, blocking};
 use crate::auth::Caller;
 use crate::openapi::{FormatName, KindName, RecordDoc};
-use crate::problem::{ApiError, Problem, ProblemKind};
+use crate::problem::{ApiError, Problem};
 use crate::query::{Params, Spec};
 
 /// Page size when the query gives no `limit`.
@@ -141,6 +141,7 @@ pub async fn list_records(
             .transpose()
             .map_err(ApiError::invalid)?,
         limit,
+        ..RecordFilter::default()
     };
     let (records, next) = blocking(&state.vault, move |v| v.records(&filter)).await?;
     Ok(Json(RecordPage {
@@ -166,23 +167,7 @@ pub async fn get_record(
     PathParam(id): PathParam,
 ) -> Result<Json<Record>, ApiError> {
     caller.require(Permission::Read)?;
-    let wanted = id.trim().to_ascii_lowercase();
-    let lookup = wanted.clone();
-    match blocking(&state.vault, move |v| v.record(&lookup)).await {
-        Ok(record) if caller.0.covers(&record.blueprint.name) => Ok(Json(record)),
-        Ok(_) => Err(ApiError::not_found(format!("no record {wanted}"))),
-        // A well-formed prefix that is refused is ambiguous; core's message lists the matching
-        // ids, which a scoped token must not learn about.
-        Err(e)
-            if e.kind() == ProblemKind::InvalidInput
-                && !caller.scopes().is_empty()
-                && wanted.bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            Err(ApiError::invalid(format!(
-                "record id prefix '{}' is ambiguous; give more characters",
-                validate::excerpt(&wanted)
-            )))
-        }
-        Err(e) => Err(e),
-    }
+    let scopes = caller.scopes().to_vec();
+    let record = blocking(&state.vault, move |v| v.record_in_scope(&id, &scopes)).await?;
+    Ok(Json(record))
 }
