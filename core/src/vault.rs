@@ -211,10 +211,19 @@ impl Vault {
     }
 
     /// The index row of a stored blob.
+    /// The index row of a stored blob whose bytes are present in the store (a blob the index
+    /// knows but the store lost is an integrity failure, not a success without content).
     pub fn blob(&self, digest: &Digest) -> Result<BlobRow> {
-        self.index
+        let row = self
+            .index
             .blob(&digest.to_string())?
-            .ok_or_else(|| Error::NotFound(format!("no blob {digest} in the vault")))
+            .ok_or_else(|| Error::NotFound(format!("no blob {digest} in the vault")))?;
+        if !self.blobs.contains(digest)? {
+            return Err(Error::Integrity(format!(
+                "blob {digest} is missing from the store"
+            )));
+        }
+        Ok(row)
     }
 
     /// Streams a blob's original bytes into `out`, verifying them as they pass. On corruption

@@ -22,11 +22,14 @@ pub mod query;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use evault_core::{Error, Vault};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 pub use app::{app, openapi as openapi_document};
 pub use config::{ServerConfig, ServerLimits, Settings};
@@ -97,20 +100,109 @@ async fn serve(settings: Settings, vault: Vault) -> Result<(), Error> {
     });
 
     eprintln!("evault: listening on http://{addr} (vault {data_dir})");
-    let mut graceful = stop_rx.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = graceful.wait_for(|stop| *stop).await;
-    });
+    let header_timeout = HEADER_READ_TIMEOUT.min(Duration::from_secs(
+        settings.limits.request_timeout_secs.max(1),
+    ));
+    let connections = TaskTracker::new();
+    let mut stop = stop_rx.clone();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        connections.spawn(serve_connection(
+            stream,
+            router.clone(),
+            header_timeout,
+            stop_rx.clone(),
+        ));
+    }
+    // Stop accepting, then give the requests in flight the grace period to finish.
+    drop(listener);
+    connections.close();
     let grace = Duration::from_secs(settings.shutdown.grace_secs);
-    let mut deadline = stop_rx;
-    tokio::select! {
-        served = server => served.map_err(|e| Error::io("the server failed", e)),
-        _ = async move {
-            let _ = deadline.wait_for(|stop| *stop).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(grace_secs = grace.as_secs(), "grace period over; exiting with requests still running");
-            Ok(())
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "grace period over; exiting with requests still running"
+        );
+    }
+    Ok(())
+}
+
+/// Longest a client may take to send a request's headers (bounded by the request timeout):
+/// without it, a client that never finishes its headers holds a connection forever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a connection answered with `Connection: close` may linger for the answer to be
+/// written before it is cut, even if the client is still sending a body nobody will read.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Whether the connection must end after this answer: the request was cut short (a timeout, an
+/// upload over a limit), so the rest of its body would never be read, or the answer says so.
+fn closes_connection(response: &axum::response::Response) -> bool {
+    let status = response.status();
+    status == axum::http::StatusCode::REQUEST_TIMEOUT
+        || status == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        || response
+            .headers()
+            .get(axum::http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+}
+
+/// Serves one HTTP/1.1 connection until the client leaves, an answer says `Connection: close`,
+/// or the server shuts down (then the request in flight may finish within the grace period).
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    router: axum::Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let close = Arc::new(Notify::new());
+    let close_after = Arc::clone(&close);
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            let close = Arc::clone(&close_after);
+            async move {
+                let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                if let Ok(r) = &response
+                    && closes_connection(r)
+                {
+                    close.notify_one();
+                }
+                response
+            }
+        });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let linger = tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = close.notified() => Some(CLOSE_LINGER),
+        _ = stop.wait_for(|stop| *stop) => None,
+    };
+    connection.as_mut().graceful_shutdown();
+    match linger {
+        // Dropping the connection closes the socket.
+        Some(linger) => {
+            let _ = tokio::time::timeout(linger, connection).await;
+        }
+        None => {
+            let _ = connection.await;
         }
     }
 }

@@ -6,6 +6,7 @@
 //! handed out is remembered so that a test can check none of them reaches the logs.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -468,6 +469,36 @@ pub fn set_token_expiry(data_dir: &Path, name: &str, expires_at: &str) {
         )
         .expect("cannot update the token");
     assert_eq!(changed, 1, "no token named {name:?}");
+}
+
+/// What a vault holds, for "nothing changed" checks while a server has it open: the files of
+/// [`Vault::snapshot`] except `index.db`, whose bytes lag behind its write-ahead log, plus every
+/// row of the index's evidence tables (`blobs`, `records`, `record_subjects`) read through
+/// SQLite, which sees the log. The `tokens` table is left out: using a token records its last use.
+pub fn vault_state(vault: &Vault) -> BTreeMap<String, String> {
+    let mut state = vault.snapshot();
+    state.remove("index.db");
+    let conn = rusqlite::Connection::open(vault.data_dir().join("index.db"))
+        .expect("cannot open index.db");
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    for table in ["blobs", "records", "record_subjects"] {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .expect("cannot read the index");
+        let columns = stmt.column_count();
+        let rows: Vec<String> = stmt
+            .query_map([], |row| {
+                let values: Vec<String> = (0..columns)
+                    .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                    .collect();
+                Ok(values.join(" | "))
+            })
+            .expect("cannot read the index")
+            .collect::<Result<_, _>>()
+            .expect("cannot read the index");
+        state.insert(format!("index.db: {table}"), rows.join("\n"));
+    }
+    state
 }
 
 /// Rows in the index's `blobs` table.

@@ -63,7 +63,7 @@ pub async fn get_blob(
     caller.require(Permission::Read)?;
     let digest = parse_digest(&raw)?;
     let scopes = caller.scopes().to_vec();
-    let row = blocking(&state.vault, move |v| {
+    let checked = blocking(&state.vault, move |v| {
         // A scoped token sees a blob only through a record it may see.
         if !scopes.is_empty() {
             let filter = RecordFilter {
@@ -73,14 +73,16 @@ pub async fn get_blob(
                 ..RecordFilter::default()
             };
             if v.records(&filter)?.0.is_empty() {
-                return Err(evault_core::Error::NotFound(format!(
+                return Ok(Err(evault_core::Error::NotFound(format!(
                     "no blob {digest} in the vault"
-                )));
+                ))));
             }
         }
-        v.blob(&digest)
+        // HEAD and GET alike: a blob whose bytes the store lost is an integrity failure.
+        Ok(v.blob(&digest))
     })
     .await?;
+    let row = checked.map_err(|e| download_error(e, &digest))?;
 
     let etag = format!("\"{digest}\"");
     let mut response = Response::new(Body::empty());
