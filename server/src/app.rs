@@ -50,7 +50,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(unlimited_body(routes!(push::push)))
         .routes(routes!(records::list_records))
         .routes(routes!(records::get_record))
-        .routes(routes!(blobs::get_blob))
+        .routes(routes!(blobs::get_blob, blobs::head_blob))
         .routes(routes!(ops::status))
         .routes(routes!(ops::whoami))
         .routes(routes!(tokens::create_token, tokens::list_tokens))

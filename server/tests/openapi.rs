@@ -294,3 +294,133 @@ fn enumerations_are_the_codes_own() {
             .collect::<Vec<_>>()
     );
 }
+
+/// Every `$ref` in `value`, as JSON Pointers.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == "$ref"
+                    && let Some(r) = v.as_str()
+                {
+                    out.push(r.to_string());
+                }
+                refs(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+/// The structural rules of OpenAPI 3.1 that a generator can get wrong: version, info, path
+/// templates and their parameters, responses, unique operation ids, resolvable references and
+/// declared security schemes. Every broken rule is reported at once.
+#[test]
+fn the_document_is_valid_openapi_3_1() {
+    let doc = document();
+    let mut problems = Vec::new();
+    if !doc["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1."))
+    {
+        problems.push(format!("openapi is {}, not 3.1.x", doc["openapi"]));
+    }
+    for field in ["title", "version"] {
+        if !doc["info"][field].is_string() {
+            problems.push(format!("info.{field} is missing"));
+        }
+    }
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut operation_ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with('/') {
+            problems.push(format!("path {path} does not start with '/'"));
+        }
+        let templated: BTreeSet<String> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split('}').next())
+            .map(str::to_string)
+            .collect();
+        for m in METHODS {
+            let Some(op) = item.get(m) else { continue };
+            let at = format!("{} {path}", m.to_ascii_uppercase());
+            let params: Vec<&Value> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .chain(item["parameters"].as_array())
+                .flatten()
+                .collect();
+            for p in &params {
+                let location = p["in"].as_str().unwrap_or("");
+                if !["query", "header", "path", "cookie"].contains(&location) {
+                    problems.push(format!(
+                        "{at}: parameter {} has in = {location:?}",
+                        p["name"]
+                    ));
+                }
+                if location == "path" && p["required"] != Value::Bool(true) {
+                    problems.push(format!(
+                        "{at}: path parameter {} is not required",
+                        p["name"]
+                    ));
+                }
+            }
+            let declared: BTreeSet<String> = params
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str().map(str::to_string))
+                .collect();
+            if declared != templated {
+                problems.push(format!(
+                    "{at}: path parameters {declared:?} ≠ template {templated:?}"
+                ));
+            }
+            match op["responses"].as_object() {
+                Some(responses) if !responses.is_empty() => {
+                    for (code, response) in responses {
+                        let valid = code == "default"
+                            || code.parse::<u16>().is_ok_and(|c| (100..600).contains(&c));
+                        if !valid {
+                            problems.push(format!("{at}: response key {code}"));
+                        }
+                        if !response["description"].is_string() && response.get("$ref").is_none() {
+                            problems.push(format!("{at}: response {code} has no description"));
+                        }
+                    }
+                }
+                _ => problems.push(format!("{at}: no responses")),
+            }
+            if let Some(id) = op["operationId"].as_str()
+                && !operation_ids.insert(id.to_string())
+            {
+                problems.push(format!("{at}: operationId {id} is not unique"));
+            }
+            for requirement in op["security"].as_array().into_iter().flatten() {
+                for name in requirement.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !schemes.contains_key(name) {
+                        problems.push(format!("{at}: security scheme {name} is not declared"));
+                    }
+                }
+            }
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        let resolved = r.strip_prefix('#').map(|pointer| doc.pointer(pointer));
+        if !matches!(resolved, Some(Some(_))) {
+            problems.push(format!("$ref {r} does not resolve"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

@@ -31,8 +31,8 @@ const CHANNEL_CHUNKS: usize = 4;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// Stream a blob's original bytes (or only its headers, for `HEAD`).
-#[utoipa::path(method(get, head), path = "/v1/blobs/{digest}", tag = "evidence",
+/// Stream a blob's original bytes.
+#[utoipa::path(get, path = "/v1/blobs/{digest}", tag = "evidence",
     params(
         ("digest" = String, Path, description = "`sha256:<hex>` or the bare hex"),
         ("If-None-Match" = Option<String>, Header, description = "The blob's ETag gives 304"),
@@ -54,6 +54,45 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
             content_type = "application/problem+json"),
     ))]
 pub async fn get_blob(
+    state: State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    raw: PathParam,
+) -> Result<Response, ApiError> {
+    serve_blob(state, caller, Method::GET, headers, raw).await
+}
+
+/// A blob's headers (size, ETag) without its bytes. Its stored bytes must be present: a blob
+/// the store lost is a 500 integrity problem here as for `GET`.
+#[utoipa::path(head, path = "/v1/blobs/{digest}", tag = "evidence",
+    params(
+        ("digest" = String, Path, description = "`sha256:<hex>` or the bare hex"),
+        ("If-None-Match" = Option<String>, Header, description = "The blob's ETag gives 304"),
+    ),
+    responses(
+        (status = 200, description = "the headers a GET would send, without the body",
+            headers(
+                ("ETag" = String, description = "\"sha256:<hex>\""),
+                ("Cache-Control" = String, description = "public, max-age=31536000, immutable"),
+                ("Content-Length" = u64, description = "original size in bytes"),
+                ("X-Content-Type-Options" = String, description = "nosniff"),
+            )),
+        (status = 304, description = "If-None-Match matched the ETag"),
+        (status = 400, description = "not a digest", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "no such blob (or not in the token's scopes)", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+pub async fn head_blob(
+    state: State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    raw: PathParam,
+) -> Result<Response, ApiError> {
+    serve_blob(state, caller, Method::HEAD, headers, raw).await
+}
+
+async fn serve_blob(
     State(state): State<AppState>,
     caller: Caller,
     method: Method,
