@@ -689,7 +689,7 @@ fn errors_are_problem_json_naming_the_field_with_the_request_id_of_the_response(
             server.send(
                 Req::new("POST", with_query("/v1/push", &links(&[])))
                     .token(&admin)
-                    .header("content-type", "multipart/form-data; boundary=XyZ")
+                    .header("content-type", "multipart/mixed; boundary=XyZ")
                     .body(
                         "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n--XyZ--\r\n",
                     ),
@@ -1261,7 +1261,7 @@ fn push_over_http_detects_expands_and_stays_all_or_nothing_like_the_cli() {
     let multipart = server.send(
         Req::new("POST", with_query("/v1/push", &links(&[])))
             .token(&ci)
-            .header("content-type", "multipart/form-data; boundary=b0undary")
+            .header("content-type", "multipart/mixed; boundary=b0undary")
             .body(
                 "--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"n.txt\"\r\n\r\nnever\r\n--b0undary--\r\n",
             ),

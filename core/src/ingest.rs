@@ -48,6 +48,10 @@ pub enum PushSource {
         name: String,
         reader: Box<dyn Read + Send>,
     },
+    /// A directory assembled by the caller (a multipart upload written to a private temporary
+    /// directory), pushed like any directory bundle but named `label` in messages, so that the
+    /// temporary path never reaches the user.
+    Directory { path: PathBuf, label: String },
 }
 
 impl std::fmt::Debug for PushSource {
@@ -57,6 +61,11 @@ impl std::fmt::Debug for PushSource {
             PushSource::Reader { name, .. } => {
                 f.debug_struct("Reader").field("name", name).finish()
             }
+            PushSource::Directory { path, label } => f
+                .debug_struct("Directory")
+                .field("path", path)
+                .field("label", label)
+                .finish(),
         }
     }
 }
@@ -636,6 +645,9 @@ fn stage_source(
     let (label, name, mut reader, size): (String, String, Box<dyn Read>, Option<u64>) = match source
     {
         PushSource::Reader { name, reader } => (name.clone(), name, reader, None),
+        PushSource::Directory { path, label } => {
+            return stage_dir(blobs, &path, label, budget, warnings);
+        }
         PushSource::Path(path) => {
             let path = path.as_path();
             let meta = fs::metadata(path).map_err(|e| match e.kind() {
@@ -653,7 +665,7 @@ fn stage_source(
                 )));
             }
             if meta.is_dir() {
-                return stage_dir(blobs, path, budget, warnings);
+                return stage_dir(blobs, path, path.display().to_string(), budget, warnings);
             }
             if !meta.is_file() {
                 return Err(Error::Invalid(format!(
@@ -834,10 +846,10 @@ impl Read for ChannelReader {
 fn stage_dir(
     blobs: &dyn BlobStore,
     root: &Path,
+    label: String,
     budget: &mut Session<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Bundle> {
-    let label = root.display().to_string();
     let canonical_root = fs::canonicalize(root).map_err(|e| unreadable(root, e))?;
     let mut files: Vec<(String, PathBuf, u64)> = Vec::new();
     let mut manifest = None;

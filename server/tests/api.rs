@@ -239,7 +239,7 @@ async fn an_archive_with_too_many_files_is_413_and_leaves_nothing() {
 }
 
 #[tokio::test]
-async fn a_multipart_body_is_415() {
+async fn a_multipart_type_other_than_form_data_is_415() {
     let v = TestVault::new();
     let a = v
         .send(
@@ -248,7 +248,7 @@ async fn a_multipart_body_is_415() {
                 &format!("/v1/push?{}", links("a")),
                 Some("ci"),
             )
-            .header("content-type", "multipart/form-data; boundary=x")
+            .header("content-type", "multipart/mixed; boundary=x")
             .body(Body::from("--x\r\n\r\n--x--"))
             .unwrap(),
         )
@@ -959,4 +959,164 @@ async fn a_push_refused_before_reading_still_reads_the_body_so_the_client_hears_
             "{query}: the body was not read"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multipart bundles
+
+/// A `multipart/form-data` body with one part per (field name, filename, bytes).
+fn form(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "evault-test-boundary-7MA4YWxk";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let disposition = match filename {
+            Some(f) => {
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n")
+            }
+            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n"),
+        };
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(b"Content-Type: application/octet-stream\r\n\r\n");
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn push_form(
+    v: &TestVault,
+    query: &str,
+    parts: &[(&str, Option<&str>, &[u8])],
+) -> support::Answer {
+    let (content_type, body) = form(parts);
+    v.send(
+        v.request(Method::POST, &format!("/v1/push?{query}"), Some("ci"))
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_multipart_bundle_is_pushed_like_a_directory_with_its_manifest() {
+    let v = TestVault::new();
+    let manifest = json!({
+        "_type": "https://evault.dev/bundle/v1",
+        "blueprint": {"name": "checkout-api", "version": "1.4.2"},
+        "git_sha": GIT_SHA,
+        "files": [{"path": "rollback_plan.md", "kind": "rollback-plan"}]
+    })
+    .to_string();
+    let sbom_bytes = sbom("lodash");
+    let parts: &[(&str, Option<&str>, &[u8])] = &[
+        ("file", Some("evault-bundle.json"), manifest.as_bytes()),
+        ("file", Some("reports/sbom.json"), &sbom_bytes),
+        (
+            "file",
+            Some("rollback_plan.md"),
+            b"Restore 1.4.1 with `kubectl rollout undo`.\n",
+        ),
+    ];
+    let a = push_form(&v, "run_id=8812", parts).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let records = a.json();
+    let mut seen: Vec<(String, String)> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["source_path"].as_str().unwrap().to_string(),
+                r["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("reports/sbom.json".to_string(), "sbom".to_string()),
+            ("rollback_plan.md".to_string(), "rollback-plan".to_string())
+        ]
+    );
+    assert!(
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["blueprint"]["version"] == "1.4.2"
+                && r["run_id"] == "8812"
+                && r["producer"] == "ci")
+    );
+    // The same upload again: everything already present.
+    let again = push_form(&v, "run_id=8812", parts).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    assert!(v.tmp_is_empty());
+}
+
+#[tokio::test]
+async fn bad_multipart_bundles_are_refused_and_store_nothing() {
+    let v = TestVault::new();
+    let q = links("checkout-api");
+    let ok: &[u8] = b"fine\n";
+    let no_filename = push_form(&v, &q, &[("file", None, ok)]).await;
+    let detail = no_filename.problem(400, "invalid-input", "/v1/push");
+    assert!(detail.contains("has no filename"), "{detail}");
+    let escape = push_form(&v, &q, &[("file", Some("../evil.txt"), ok)]).await;
+    escape.problem(422, "invalid-document", "/v1/push");
+    let twice = push_form(
+        &v,
+        &q,
+        &[("file", Some("a.txt"), ok), ("file", Some("a.txt"), ok)],
+    )
+    .await;
+    let detail = twice.problem(422, "invalid-document", "/v1/push");
+    assert!(detail.contains("appears twice"), "{detail}");
+    let broken = push_form(
+        &v,
+        &q,
+        &[
+            ("file", Some("a.txt"), ok),
+            (
+                "file",
+                Some("bad.json"),
+                br#"{"_type":"https://evault.dev/approval/v1","decision":"maybe"}"#,
+            ),
+        ],
+    )
+    .await;
+    broken.problem(422, "invalid-document", "/v1/push");
+    assert_eq!(v.record_count().await, 0);
+    assert!(v.tmp_is_empty());
+}
+
+#[tokio::test]
+async fn a_multipart_upload_over_the_limits_is_413() {
+    let v = TestVault::with_limits(ServerLimits {
+        max_upload_bytes: 1000,
+        max_push_files: Some(2),
+        ..ServerLimits::default()
+    });
+    let q = links("checkout-api");
+    let big = vec![b'x'; 5000];
+    let a = push_form(&v, &q, &[("file", Some("big.txt"), &big)]).await;
+    let detail = a.problem(413, "too-large", "/v1/push");
+    assert!(detail.contains("limits.max_upload_bytes"), "{detail}");
+    let small: &[u8] = b"s\n";
+    let many = push_form(
+        &v,
+        &q,
+        &[
+            ("f", Some("a"), small),
+            ("f", Some("b"), small),
+            ("f", Some("c"), small),
+        ],
+    )
+    .await;
+    let detail = many.problem(413, "too-large", "/v1/push");
+    assert!(detail.contains("limits.max_push_files"), "{detail}");
+    assert_eq!(v.record_count().await, 0);
 }

@@ -85,7 +85,8 @@ const SPEC: Spec = Spec {
     ),
     request_body(content(("application/octet-stream")),
         description = "One file, or one .tar/.tar.gz/.tar.zst archive (recognised by content). \
-            Any Content-Type but multipart/*."),
+            Or multipart/form-data with one part per file of a bundle, each named by its path \
+            (filename); a part named evault-bundle.json is the bundle's manifest."),
     responses(
         (status = 201, description = "at least one record was created", body = Vec<PushedRecordDoc>,
             headers(("evault-warning" = String, description = "a note that did not stop the push \
@@ -98,7 +99,7 @@ const SPEC: Spec = Spec {
         (status = 413, description = "over limits.max_upload_bytes, max_push_bytes, \
             max_file_bytes or max_push_files; nothing was stored",
             body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "a multipart body", body = Problem,
+        (status = 415, description = "a multipart type other than multipart/form-data", body = Problem,
             content_type = "application/problem+json"),
         (status = 422, description = "the content contradicts what it is declared to be, or a \
             bundle is broken; nothing was stored", body = Problem,
@@ -129,7 +130,32 @@ pub async fn push(
         kind,
         name,
         expand,
+        multipart,
     } = upload;
+
+    if let Some(boundary) = multipart {
+        let max_files = state.vault.config().limits.max_push_files;
+        let (dir, received) =
+            receive_parts(body, boundary, state.limits.max_upload_bytes, max_files).await?;
+        let request = PushRequest {
+            sources: vec![PushSource::Directory {
+                path: dir.path().to_path_buf(),
+                label: "upload".into(),
+            }],
+            links,
+            kind,
+            producer: caller.0.name.clone(),
+            expand_archives: expand,
+            allowed_blueprints: caller.0.scopes.clone(),
+        };
+        let outcome = blocking(&state.vault, move |v| {
+            let outcome = v.push(request, &mut |_| {});
+            drop(dir);
+            outcome
+        })
+        .await?;
+        return Ok(answer(&state, outcome, received));
+    }
 
     let cancelled = Arc::new(AtomicBool::new(false));
     let _cancel_on_drop = CancelOnDrop(Arc::clone(&cancelled));
@@ -161,7 +187,16 @@ pub async fn push(
     })
     .await?;
 
-    state.metrics.add_ingested(received.load(Ordering::Relaxed));
+    Ok(answer(&state, outcome, received.load(Ordering::Relaxed)))
+}
+
+/// 201 if anything was created, else 200; warnings as headers; metrics and the log line.
+fn answer(
+    state: &AppState,
+    outcome: evault_core::ingest::PushOutcome,
+    received: u64,
+) -> (StatusCode, HeaderMap, Json<Vec<PushedRecord>>) {
+    state.metrics.add_ingested(received);
     for warning in &outcome.warnings {
         tracing::info!(%warning, "push warning");
     }
@@ -173,7 +208,7 @@ pub async fn push(
     tracing::info!(
         records = outcome.records.len(),
         created,
-        bytes = received.load(Ordering::Relaxed),
+        bytes = received,
         "pushed"
     );
     let status = if created > 0 {
@@ -181,11 +216,11 @@ pub async fn push(
     } else {
         StatusCode::OK
     };
-    Ok((
+    (
         status,
         warning_headers(&outcome.warnings),
         Json(outcome.records),
-    ))
+    )
 }
 
 /// Most warnings returned in headers (the rest are in the server log).
@@ -220,6 +255,8 @@ struct Upload {
     kind: Option<Kind>,
     name: String,
     expand: bool,
+    /// The boundary of a `multipart/form-data` body.
+    multipart: Option<String>,
 }
 
 /// Everything checked before a byte of the body is read: the token, its role, the media type,
@@ -233,17 +270,7 @@ fn prepare(
 ) -> Result<(Caller, Upload), ApiError> {
     let caller = caller?;
     caller.require(Permission::Push)?;
-    if let Some(ct) = headers.get(CONTENT_TYPE)
-        && ct
-            .to_str()
-            .is_ok_and(|ct| ct.trim().to_ascii_lowercase().starts_with("multipart/"))
-    {
-        return Err(ApiError::new(
-            ProblemKind::UnsupportedMediaType,
-            "multipart bodies are not accepted: send the raw bytes of one file or of one \
-             .tar, .tar.gz or .tar.zst archive",
-        ));
-    }
+    let multipart = multipart_boundary(headers)?;
     let params = Params::parse(query, &SPEC)?;
     let links = LinkArgs {
         style: LinkStyle::Query,
@@ -294,8 +321,118 @@ fn prepare(
             kind,
             name,
             expand,
+            multipart,
         },
     ))
+}
+
+/// The boundary of a `multipart/form-data` body, `None` for any other body; other multipart
+/// types are refused (415).
+fn multipart_boundary(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let lower = ct.trim().to_ascii_lowercase();
+    if !lower.starts_with("multipart/") {
+        return Ok(None);
+    }
+    if !lower.starts_with("multipart/form-data") {
+        return Err(ApiError::new(
+            ProblemKind::UnsupportedMediaType,
+            "of the multipart types only multipart/form-data is accepted (one part per file of \
+             the bundle)",
+        ));
+    }
+    multer::parse_boundary(ct).map(Some).map_err(|_| {
+        ApiError::invalid("multipart/form-data without a boundary parameter in Content-Type")
+    })
+}
+
+/// Writes the file parts of a `multipart/form-data` upload into a private temporary directory,
+/// each at the path its filename gives, bounded by the upload size and the push's file count.
+/// The directory is then pushed like any directory bundle (a part named `evault-bundle.json`
+/// is its manifest).
+async fn receive_parts(
+    body: Body,
+    boundary: String,
+    max_bytes: u64,
+    max_files: u64,
+) -> Result<(tempfile::TempDir, u64), ApiError> {
+    let dir = tempfile::Builder::new()
+        .prefix("evault-upload-")
+        .tempdir()
+        .map_err(|e| {
+            ApiError::from(evault_core::Error::io(
+                "cannot create an upload directory",
+                e,
+            ))
+        })?;
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(max_bytes));
+    let mut parts =
+        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let too_large = || {
+        ApiError::new(
+            ProblemKind::TooLarge,
+            format!("the upload is larger than {max_bytes} bytes (limits.max_upload_bytes)"),
+        )
+    };
+    let part_error = |e: multer::Error| match e {
+        multer::Error::StreamSizeExceeded { .. } => too_large(),
+        other => ApiError::invalid(format!("the multipart body is malformed: {other}")),
+    };
+    let mut files = 0u64;
+    let mut received = 0u64;
+    let mut seen = std::collections::HashSet::new();
+    while let Some(mut part) = parts.next_field().await.map_err(part_error)? {
+        let Some(filename) = part.file_name().map(str::to_string) else {
+            return Err(ApiError::invalid(format!(
+                "multipart part '{}' has no filename: every part is a file of the bundle, named \
+                 by its path",
+                validate::excerpt(part.name().unwrap_or(""))
+            )));
+        };
+        let path = validate::bundle_path(&filename).map_err(|e| {
+            ApiError::from(evault_core::Error::Unprocessable(format!("upload: {e}")))
+        })?;
+        if !seen.insert(path.clone()) {
+            return Err(ApiError::from(evault_core::Error::Unprocessable(format!(
+                "upload: '{path}' appears twice in the multipart body"
+            ))));
+        }
+        files += 1;
+        if files > max_files {
+            return Err(ApiError::new(
+                ProblemKind::TooLarge,
+                format!("upload: the push has more than {max_files} files (limits.max_push_files)"),
+            ));
+        }
+        let target = dir.path().join(&path);
+        let write_error = |e: io::Error| {
+            ApiError::from(evault_core::Error::io("cannot store an uploaded part", e))
+        };
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(write_error)?;
+        }
+        let mut file = tokio::fs::File::create(&target)
+            .await
+            .map_err(write_error)?;
+        while let Some(chunk) = part.chunk().await.map_err(part_error)? {
+            received += chunk.len() as u64;
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+                .await
+                .map_err(write_error)?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(write_error)?;
+    }
+    if files == 0 {
+        return Err(ApiError::invalid("the multipart body holds no file parts"));
+    }
+    Ok((dir, received))
 }
 
 /// Reads and discards what is left of a refused upload (bounded in bytes and time).
