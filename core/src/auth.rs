@@ -154,6 +154,15 @@ pub fn scope_matches(pattern: &str, name: &str) -> bool {
     true
 }
 
+/// `a`, `a or b`, `a, b or c`.
+fn either(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
 /// Who is calling, as established from their token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -188,7 +197,7 @@ impl Identity {
                 self.role,
                 may.join(" and "),
                 permission.describe(),
-                roles.join(" or ")
+                either(&roles)
             ));
         }
         if permission.vault_wide() && !self.scopes.is_empty() {
