@@ -137,17 +137,11 @@ pub async fn push(
         let max_files = state.vault.config().limits.max_push_files;
         let (dir, received) =
             receive_parts(body, boundary, state.limits.max_upload_bytes, max_files).await?;
-        let request = PushRequest {
-            sources: vec![PushSource::Directory {
-                path: dir.path().to_path_buf(),
-                label: "upload".into(),
-            }],
-            links,
-            kind,
-            producer: caller.0.name.clone(),
-            expand_archives: expand,
-            allowed_blueprints: caller.0.scopes.clone(),
+        let source = PushSource::Directory {
+            path: dir.path().to_path_buf(),
+            label: "upload".into(),
         };
+        let request = push_request(source, links, kind, &caller, expand);
         let outcome = blocking(&state.vault, move |v| {
             let outcome = v.push(request, &mut |_| {});
             drop(dir);
@@ -170,17 +164,11 @@ pub async fn push(
         cancelled,
         drain_on_drop: Arc::clone(&on_blocking_thread),
     };
-    let request = PushRequest {
-        sources: vec![PushSource::Reader {
-            name,
-            reader: Box::new(reader),
-        }],
-        links,
-        kind,
-        producer: caller.0.name.clone(),
-        expand_archives: expand,
-        allowed_blueprints: caller.0.scopes.clone(),
+    let source = PushSource::Reader {
+        name,
+        reader: Box::new(reader),
     };
+    let request = push_request(source, links, kind, &caller, expand);
     let outcome = blocking(&state.vault, move |v| {
         on_blocking_thread.store(true, Ordering::Relaxed);
         v.push(request, &mut |_| {})
@@ -188,6 +176,25 @@ pub async fn push(
     .await?;
 
     Ok(answer(&state, outcome, received.load(Ordering::Relaxed)))
+}
+
+/// A push of `source` by the caller: the producer is the token's name and the token's scopes
+/// bound the blueprints it may push for.
+fn push_request(
+    source: PushSource,
+    links: LinkArgs,
+    kind: Option<Kind>,
+    caller: &Caller,
+    expand_archives: bool,
+) -> PushRequest {
+    PushRequest {
+        sources: vec![source],
+        links,
+        kind,
+        producer: caller.0.name.clone(),
+        expand_archives,
+        allowed_blueprints: caller.0.scopes.clone(),
+    }
 }
 
 /// 201 if anything was created, else 200; warnings as headers; metrics and the log line.
