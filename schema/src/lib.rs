@@ -11,6 +11,7 @@
 
 pub mod detect;
 pub mod documents;
+pub mod extract;
 pub mod json_probe;
 pub mod model;
 pub mod validate;
