@@ -413,7 +413,7 @@ fn show_json_has_exactly_the_record_fields_in_order() {
 
     let run = v.run(["--json", "show", &id]).success();
     let shown = run.json();
-    const FIELDS: [&str; 16] = [
+    const FIELDS: [&str; 17] = [
         "id",
         "kind",
         "format",
@@ -430,6 +430,7 @@ fn show_json_has_exactly_the_record_fields_in_order() {
         "producer",
         "ingested_at",
         "source_path",
+        "summary",
     ];
     // Top-level keys of the pretty-printed object, in the order printed.
     let text = run.stdout_text();
@@ -469,10 +470,15 @@ fn show_json_has_exactly_the_record_fields_in_order() {
     chrono::DateTime::parse_from_rfc3339(&at)
         .unwrap_or_else(|e| panic!("ingested_at {at} is not RFC 3339: {e}"));
 
+    // show adds what the evidence says: this SBOM lists two components.
+    assert_eq!(shown["summary"], json!({"components": 2}));
+
     // The push's own --json output is the same record plus its status.
     let mut pushed = record.clone();
     assert_eq!(pushed["status"], "created");
     pushed.as_object_mut().unwrap().remove("status");
+    let mut shown = shown;
+    shown.as_object_mut().unwrap().remove("summary");
     assert_eq!(pushed, shown);
 }
 

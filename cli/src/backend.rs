@@ -10,7 +10,7 @@ use evault_core::auth::{NewToken, Role, TokenInfo};
 use evault_core::index::IndexStats;
 use evault_core::ingest::{LinkArgs, PushProgress, PushRequest, PushSource, PushedRecord};
 use evault_core::vault::FsckReport;
-use evault_core::{Cursor, Digest, Error, Record, RecordFilter, Vault};
+use evault_core::{Cursor, Digest, Error, Record, RecordFilter, RecordView, Vault};
 use evault_schema::Kind;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -84,9 +84,10 @@ impl Backend {
         }
     }
 
-    pub fn record(&self, id: &str) -> Result<Record, Error> {
+    /// A record with its summary.
+    pub fn record(&self, id: &str) -> Result<RecordView, Error> {
         match self {
-            Backend::Local { vault, .. } => vault.record(id),
+            Backend::Local { vault, .. } => vault.view(vault.record(id)?),
             Backend::Remote(remote) => remote.get_json(&format!("/v1/records/{}", encode(id))),
         }
     }

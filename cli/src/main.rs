@@ -243,7 +243,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             if g.json {
                 print_json(&record)
             } else {
-                write_stdout(&output::record_details(&record))
+                write_stdout(&output::record_view(&record))
             }
         }
         Command::Ls(args) => ls(g, args),
@@ -437,6 +437,7 @@ fn get(g: &Global, args: GetArgs) -> Result<(), Error> {
     } else {
         backend
             .record(&args.target)?
+            .record
             .digest
             .parse()
             .map_err(Error::Internal)?

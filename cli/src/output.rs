@@ -1,11 +1,11 @@
 //! Human-readable output. Everything here is a pure function from data to text so that it can
 //! be tested without a terminal.
 
-use evault_core::Record;
 use evault_core::auth::TokenInfo;
 use evault_core::index::Status;
 use evault_core::ingest::PushedRecord;
 use evault_core::vault::FsckReport;
+use evault_core::{Record, RecordView};
 
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -123,6 +123,39 @@ pub fn record_details(r: &Record) -> String {
             }
         })
         .collect()
+}
+
+/// `show`: the record's fields, then what its evidence says.
+pub fn record_view(view: &RecordView) -> String {
+    let mut out = record_details(&view.record);
+    if let serde_json::Value::Object(summary) = &view.summary {
+        out.push_str("summary:\n");
+        for (key, value) in summary {
+            out.push_str(&format!(
+                "  {:<20}{}\n",
+                format!("{}:", key.replace('_', " ")),
+                inline(value)
+            ));
+        }
+    }
+    out
+}
+
+/// A JSON value on one line, for people: `critical 1, high 3`, `a, b`, `text`.
+fn inline(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.is_empty() => "-".into(),
+        Value::Array(items) => items.iter().map(inline).collect::<Vec<_>>().join(", "),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k} {}", inline(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
 }
 
 /// `ls` as a table; columns sized to their content.

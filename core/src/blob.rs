@@ -85,6 +85,10 @@ pub trait BlobStore: Send + Sync {
     /// than `max_size` bytes.
     fn stage(&self, reader: &mut dyn Read, max_size: u64) -> Result<StagedBlob, StageError>;
 
+    /// A reader of a staged blob's original bytes (decompressing; not verified: the bytes were
+    /// hashed while staging).
+    fn open_staged(&self, staged: &StagedBlob) -> Result<Box<dyn Read + Send>>;
+
     /// Makes a staged blob visible under its digest. Returns `false` if the store already held
     /// that blob (the staged copy is discarded).
     fn publish(&self, staged: StagedBlob) -> Result<bool>;
@@ -195,6 +199,15 @@ fn sync_dir(dir: &Path) -> Result<()> {
 impl BlobStore for FsBlobStore {
     fn stage(&self, reader: &mut dyn Read, max_size: u64) -> Result<StagedBlob, StageError> {
         self.stage_inner(reader, max_size)
+    }
+
+    fn open_staged(&self, staged: &StagedBlob) -> Result<Box<dyn Read + Send>> {
+        let file =
+            File::open(&staged.temp).map_err(|e| Error::io_path("cannot read", &staged.temp, e))?;
+        let decoder =
+            zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(CHUNK, file))
+                .map_err(|e| Error::io_path("cannot read", &staged.temp, e))?;
+        Ok(Box::new(decoder))
     }
 
     fn publish(&self, staged: StagedBlob) -> Result<bool> {

@@ -12,6 +12,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
 
 use crate::error::{Error, Result};
+use crate::facts::Facts;
 use crate::record::{Blueprint, Cursor, Record, RecordFilter, format_time};
 
 /// A blob as the index knows it.
@@ -41,9 +42,15 @@ pub struct IndexStats {
 }
 
 pub trait MetadataIndex: Send + Sync {
-    /// Inserts blobs and records in one transaction: all of them or none. Records already present
-    /// (same id) are left untouched and returned as stored, with [`Status::Present`].
-    fn commit_push(&self, blobs: &[BlobRow], records: &[Record]) -> Result<Vec<(Record, Status)>>;
+    /// Inserts blobs, their facts and records in one transaction: all of them or none. Records
+    /// already present (same id) are left untouched and returned as stored, with
+    /// [`Status::Present`]; facts already stored for a blob are kept.
+    fn commit_push(
+        &self,
+        blobs: &[BlobRow],
+        facts: &[(String, Facts)],
+        records: &[Record],
+    ) -> Result<Vec<(Record, Status)>>;
 
     fn record(&self, id: &str) -> Result<Option<Record>>;
 
@@ -78,6 +85,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "tokens",
         sql: include_str!("../migrations/0002_tokens.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "facts",
+        sql: include_str!("../migrations/0003_facts.sql"),
     },
 ];
 
@@ -265,7 +277,12 @@ fn filter_sql(filter: &RecordFilter) -> (String, Vec<Value>) {
 }
 
 impl MetadataIndex for SqliteIndex {
-    fn commit_push(&self, blobs: &[BlobRow], records: &[Record]) -> Result<Vec<(Record, Status)>> {
+    fn commit_push(
+        &self,
+        blobs: &[BlobRow],
+        facts: &[(String, Facts)],
+        records: &[Record],
+    ) -> Result<Vec<(Record, Status)>> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = format_time(Utc::now());
@@ -276,6 +293,9 @@ impl MetadataIndex for SqliteIndex {
             )?;
             for b in blobs {
                 insert_blob.execute(params![b.digest, b.size as i64, b.stored_size as i64, now])?;
+            }
+            for (digest, f) in facts {
+                crate::facts::insert(&tx, digest, f)?;
             }
             let mut insert_record = tx.prepare_cached(
                 "INSERT OR IGNORE INTO records (id, digest, kind, format, format_version, predicate_type, \
@@ -475,11 +495,11 @@ mod tests {
         let a = sample(&digest, "1");
         let b = sample(&digest, "2");
         let first = index
-            .commit_push(std::slice::from_ref(&blob), std::slice::from_ref(&a))
+            .commit_push(std::slice::from_ref(&blob), &[], std::slice::from_ref(&a))
             .unwrap();
         assert_eq!(first[0].1, Status::Created);
         let again = index
-            .commit_push(std::slice::from_ref(&blob), &[a.clone(), b.clone()])
+            .commit_push(std::slice::from_ref(&blob), &[], &[a.clone(), b.clone()])
             .unwrap();
         assert_eq!(again[0], (a.clone(), Status::Present));
         assert_eq!(again[1].1, Status::Created);
@@ -540,7 +560,7 @@ mod tests {
         let index = SqliteIndex::open(&dir.path().join("index.db"), true).unwrap();
         let digest = format!("sha256:{}", "2".repeat(64));
         // The record's blob row is missing: the foreign key fails the whole push.
-        let err = index.commit_push(&[], &[sample(&digest, "1")]);
+        let err = index.commit_push(&[], &[], &[sample(&digest, "1")]);
         assert!(err.is_err());
         assert_eq!(index.stats().unwrap(), IndexStats::default());
     }

@@ -13,7 +13,7 @@
 //! A crash between publishing and committing leaves blobs that no record references; they are
 //! harmless, reported by `fsck` and reused by the next push of the same bytes.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Display;
 use std::fs::{self, File};
 use std::io::{self, Cursor, Read};
@@ -23,12 +23,14 @@ use std::sync::mpsc;
 use chrono::{DateTime, Utc};
 use evault_schema::detect::{self, DetectError, Detection};
 use evault_schema::documents::{self, BundleManifest};
+use evault_schema::extract::{ExtractError, Limits as ExtractLimits};
 use evault_schema::{Kind, validate};
 
 use crate::blob::{BlobStore, StageError, StagedBlob};
 use crate::config::Limits;
 use crate::error::{Error, Result};
-use crate::index::{BlobRow, MetadataIndex, Status};
+use crate::facts::{self, Facts};
+use crate::index::{BlobRow, Status};
 use crate::record::{Blueprint, Links, Record, format_time, record_id};
 
 /// Largest bundle manifest read.
@@ -242,7 +244,7 @@ impl Session<'_> {
 /// Runs a push against `blobs` and `index`. See the module documentation for the guarantees.
 pub fn push(
     blobs: &dyn BlobStore,
-    index: &dyn MetadataIndex,
+    index: &dyn crate::vault::Index,
     limits: &Limits,
     mut request: PushRequest,
     vault_dir: &Path,
@@ -275,11 +277,42 @@ pub fn push(
         )?);
     }
 
+    // Facts: what each new blob says, extracted once (blobs the index already has facts for
+    // are skipped). A document that cannot be read changes how it is recorded (see plan_bundle).
+    let mut extracted: HashMap<String, std::result::Result<Facts, ExtractError>> = HashMap::new();
+    for bundle in &bundles {
+        for file in &bundle.files {
+            let digest = file.blob.digest.to_string();
+            if extracted.contains_key(&digest) || index.has_facts(&digest)? {
+                continue;
+            }
+            let mut reopen = || {
+                blobs
+                    .open_staged(&file.blob)
+                    .map_err(|e| io::Error::other(e.to_string()))
+            };
+            let result = facts::extract(
+                &file.detection,
+                file.blob.size,
+                &mut reopen,
+                &ExtractLimits::default(),
+            );
+            extracted.insert(digest, result);
+        }
+    }
+
     let ingested_at = format_time(now);
     let mut records: Vec<Record> = Vec::new();
     let mut seen = HashSet::new();
     for bundle in &bundles {
-        for record in plan_bundle(bundle, &flags, &request, &ingested_at, &mut warnings)? {
+        for record in plan_bundle(
+            bundle,
+            &flags,
+            &request,
+            &ingested_at,
+            &extracted,
+            &mut warnings,
+        )? {
             if seen.insert(record.id.clone()) {
                 records.push(record);
             }
@@ -302,7 +335,11 @@ pub fn push(
             }
         }
     }
-    let committed = index.commit_push(&blob_rows, &records)?;
+    let facts: Vec<(String, Facts)> = extracted
+        .into_iter()
+        .filter_map(|(digest, result)| result.ok().map(|f| (digest, f)))
+        .collect();
+    let committed = index.commit_push(&blob_rows, &facts, &records)?;
     Ok(PushOutcome {
         records: committed
             .into_iter()
@@ -399,6 +436,7 @@ fn plan_bundle(
     flags: &FlagLinks,
     request: &PushRequest,
     ingested_at: &str,
+    extracted: &HashMap<String, std::result::Result<Facts, ExtractError>>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Record>> {
     let m = bundle.manifest.as_ref();
@@ -496,12 +534,37 @@ fn plan_bundle(
             (a, b) => a.or(b),
         };
         let declared_format = entry.and_then(|e| e.format);
-        let kind =
-            detect::resolve_kind(&file.detection, declared_kind, declared_format).map_err(fail)?;
+        let digest = file.blob.digest.to_string();
+        // A document that identified itself but cannot be read: refused if it was declared,
+        // otherwise recorded as what it has shown itself to be, unknown bytes.
+        let unreadable;
+        let detection = match extracted.get(&digest) {
+            Some(Err(e)) if declared_kind.is_some() || declared_format.is_some() => {
+                return Err(fail(format!(
+                    "declared as {} but its {} content cannot be read: {e}",
+                    declared_kind.map_or_else(
+                        || declared_format.map(|f| f.to_string()).unwrap_or_default(),
+                        |k| format!("kind {k}")
+                    ),
+                    file.detection.format.title()
+                )));
+            }
+            Some(Err(e)) => {
+                warnings.push(format!(
+                    "{}: looks like {} but cannot be read ({e}); stored as unknown",
+                    file.path,
+                    file.detection.describe()
+                ));
+                unreadable = Detection::unknown();
+                &unreadable
+            }
+            _ => &file.detection,
+        };
+        let kind = detect::resolve_kind(detection, declared_kind, declared_format).map_err(fail)?;
 
         let mut links = base.clone();
-        if let Some(doc) = &file.detection.native {
-            let what = file.detection.format.title();
+        if let Some(doc) = &detection.native {
+            let what = detection.format.title();
             if let Some((doc_name, doc_version)) = doc.blueprint() {
                 let version_differs = doc_version.is_some_and(|v| v != links.blueprint.version);
                 if doc_name != links.blueprint.name || version_differs {
@@ -536,20 +599,19 @@ fn plan_bundle(
             .subjects
             .iter()
             .chain(entry.map(|e| &e.subjects).into_iter().flatten())
-            .chain(&file.detection.subjects)
+            .chain(&detection.subjects)
             .cloned()
             .collect();
         links.subjects = subjects.into_iter().collect();
-        for w in &file.detection.warnings {
+        for w in &detection.warnings {
             warnings.push(format!("{}: {w}", file.path));
         }
-        let digest = file.blob.digest.to_string();
         records.push(Record {
             id: record_id(&digest, kind, &links),
             kind,
-            format: file.detection.format,
-            format_version: file.detection.format_version.clone(),
-            predicate_type: file.detection.predicate_type.clone(),
+            format: detection.format,
+            format_version: detection.format_version.clone(),
+            predicate_type: detection.predicate_type.clone(),
             digest,
             size: file.blob.size,
             blueprint: links.blueprint,

@@ -15,12 +15,14 @@ pub mod blob;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod facts;
 pub mod index;
 pub mod ingest;
 pub mod record;
+pub mod summary;
 pub mod vault;
 
 pub use digest::Digest;
 pub use error::{Error, Result};
-pub use record::{Blueprint, Cursor, Links, Record, RecordFilter};
+pub use record::{Blueprint, Cursor, Links, Record, RecordFilter, RecordView};
 pub use vault::Vault;

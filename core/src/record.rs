@@ -53,6 +53,15 @@ pub struct Record {
     pub source_path: String,
 }
 
+/// A record with what its evidence says: `evault show --json` and `GET /v1/records/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordView {
+    #[serde(flatten)]
+    pub record: Record,
+    /// See [`crate::summary`]; `null` when there is nothing to summarise.
+    pub summary: serde_json::Value,
+}
+
 /// The id of the record linking blob `digest` as `kind` with `links`: the first 128 bits of a
 /// SHA-256 over a canonical, versioned encoding, as 32 hex characters. Pushing the same bytes
 /// with the same links is therefore idempotent, whoever pushes them and whenever.

@@ -12,9 +12,10 @@ use crate::blob::{BlobStore, CHUNK, CorruptBlob, FsBlobStore};
 use crate::config::{CONFIG_FILE, VaultConfig};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::facts::FactStore;
 use crate::index::{BlobRow, IndexStats, MetadataIndex, SqliteIndex};
 use crate::ingest::{self, PushOutcome, PushProgress, PushRequest};
-use crate::record::{Cursor, Record, RecordFilter};
+use crate::record::{Cursor, Record, RecordFilter, RecordView};
 
 pub const INDEX_FILE: &str = "index.db";
 const BLOB_DIR: &str = "blobs";
@@ -31,10 +32,10 @@ pub struct Vault {
     index: Box<dyn Index>,
 }
 
-/// Everything the vault keeps in its index: records and blobs, and tokens.
-pub trait Index: MetadataIndex + TokenStore {}
+/// Everything the vault keeps in its index: records and blobs, tokens, and facts.
+pub trait Index: MetadataIndex + TokenStore + FactStore {}
 
-impl<T: MetadataIndex + TokenStore> Index for T {}
+impl<T: MetadataIndex + TokenStore + FactStore> Index for T {}
 
 /// Result of [`Vault::fsck`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -194,6 +195,17 @@ impl Vault {
                 )))
             }
         }
+    }
+
+    /// What a record's evidence says (see [`crate::summary`]).
+    pub fn summary(&self, record: &Record) -> Result<serde_json::Value> {
+        crate::summary::summary(self.index.as_ref(), record)
+    }
+
+    /// A record with its summary.
+    pub fn view(&self, record: Record) -> Result<RecordView> {
+        let summary = self.summary(&record)?;
+        Ok(RecordView { record, summary })
     }
 
     /// Records matching `filter`, newest first, with the cursor of the next page when the page

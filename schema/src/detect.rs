@@ -77,6 +77,11 @@ impl Detection {
         self
     }
 
+    /// What unreadable content is recorded as: unknown bytes, with nothing taken from them.
+    pub fn unknown() -> Self {
+        Detection::new(Format::Unknown)
+    }
+
     /// A short description for messages: `CycloneDX JSON 1.5` or `plain text`.
     pub fn describe(&self) -> String {
         match &self.format_version {
@@ -624,7 +629,9 @@ fn sigstore_bundle(f: &Facts<'_>, media_type: Option<&str>) -> Result<Detection,
     Ok(found)
 }
 
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
+/// DSSE payloads and Sigstore digests are standard base64, but some producers write the URL-safe
+/// alphabet or drop the padding.
+pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
     base64::engine::general_purpose::STANDARD
         .decode(s)

@@ -230,6 +230,21 @@ pub struct PushedRecordDoc {
     status: PushStatusDoc,
 }
 
+/// Mirror of `evault_core::RecordView`: a record and what its evidence says.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = RecordView)]
+pub struct RecordViewDoc {
+    #[serde(flatten)]
+    record: RecordDoc,
+    /// What the evidence says, by kind: `components` (SBOM); `findings`, `by_severity`,
+    /// `after_vex`, `suppressed_by_vex`, `vex_records` (scan); `statements`, `by_status` (VEX);
+    /// `builder_id`, `build_type`, `source_repo`, `source_commit`, `subjects` (provenance);
+    /// the document's main fields (approval, deploy, rollback). `null` when there is nothing.
+    #[schema(value_type = Option<Object>)]
+    summary: Option<serde_json::Value>,
+}
+
 /// Mirror of `evault_core::auth::TokenInfo` (never with its secret).
 #[allow(dead_code)]
 #[derive(ToSchema)]

@@ -215,6 +215,11 @@ fn schemas_have_the_keys_of_real_values() {
     assert_schema_matches(&doc, "Record", &pushed.record);
     assert_schema_matches(&doc, "Blueprint", &pushed.record.blueprint);
     assert_schema_matches(&doc, "PushedRecord", pushed);
+    let view = evault_core::RecordView {
+        record: pushed.record.clone(),
+        summary: serde_json::Value::Null,
+    };
+    assert_schema_matches(&doc, "RecordView", &view);
     assert_schema_matches(&doc, "Token", &token.info);
     assert_schema_matches(&doc, "NewToken", &token);
     assert_schema_matches(&doc, "FsckReport", &report);

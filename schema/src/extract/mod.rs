@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub mod apply;
 pub mod provenance;
 pub mod sbom;
 pub mod scan;
@@ -30,13 +31,23 @@ impl Default for Limits {
 }
 
 /// Items taken from one document.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Extracted<T> {
     pub items: Vec<T>,
     /// How many items the document holds (may exceed `items.len()` when truncated).
     pub total: u64,
     /// Some items were dropped at [`Limits::max_items`].
     pub truncated: bool,
+}
+
+impl<T> Default for Extracted<T> {
+    fn default() -> Self {
+        Extracted {
+            items: Vec::new(),
+            total: 0,
+            truncated: false,
+        }
+    }
 }
 
 impl<T> Extracted<T> {
@@ -81,8 +92,13 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 5] =
-        [Severity::Critical, Severity::High, Severity::Medium, Severity::Low, Severity::Unknown];
+    pub const ALL: [Severity; 5] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Unknown,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -190,7 +206,8 @@ pub struct Provenance {
     pub predicate_type: String,
     pub builder_id: Option<String>,
     pub build_type: Option<String>,
-    /// Source repository URI as the predicate states it (e.g. `git+https://github.com/acme/x`).
+    /// Source repository URI, without a `git+` prefix or `@ref` suffix
+    /// (`https://github.com/acme/x`).
     pub source_repo: Option<String>,
     /// The source commit (lowercase hex).
     pub source_commit: Option<String>,

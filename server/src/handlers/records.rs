@@ -6,14 +6,14 @@
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use evault_core::auth::Permission;
-use evault_core::{Cursor, Record, RecordFilter};
+use evault_core::{Cursor, Record, RecordFilter, RecordView};
 use evault_schema::{Format, Kind, validate};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::{AppState, PathParam, blocking};
 use crate::auth::Caller;
-use crate::openapi::{FormatName, KindName, RecordDoc};
+use crate::openapi::{FormatName, KindName, RecordDoc, RecordViewDoc};
 use crate::problem::{ApiError, Problem};
 use crate::query::{Params, Spec};
 
@@ -155,7 +155,8 @@ pub async fn list_records(
     params(("id" = String, Path, description = "Record id, or a unique prefix of at least 6 \
         hexadecimal characters")),
     responses(
-        (status = 200, description = "the record", body = RecordDoc),
+        (status = 200, description = "the record, with a summary of what its evidence says",
+            body = RecordViewDoc),
         (status = 400, description = "not a record id, or an ambiguous prefix", body = Problem,
             content_type = "application/problem+json"),
         (status = 404, description = "no such record (or not in the token's scopes)",
@@ -165,9 +166,13 @@ pub async fn get_record(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam,
-) -> Result<Json<Record>, ApiError> {
+) -> Result<Json<RecordView>, ApiError> {
     caller.require(Permission::Read)?;
     let scopes = caller.scopes().to_vec();
-    let record = blocking(&state.vault, move |v| v.record_in_scope(&id, &scopes)).await?;
-    Ok(Json(record))
+    let view = blocking(&state.vault, move |v| {
+        let record = v.record_in_scope(&id, &scopes)?;
+        v.view(record)
+    })
+    .await?;
+    Ok(Json(view))
 }
