@@ -286,6 +286,10 @@ fn every_corpus_file_is_detected_as_its_manifest_states() {
         miscounts.len(),
         miscounts.join("\n")
     );
+    assert!(
+        compared >= 30,
+        "only {compared} SBOMs, scans and VEX documents were counted"
+    );
 
     // Every blob reads back intact.
     vault.run(["fsck"]).success();
