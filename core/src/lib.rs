@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod record;
 pub mod summary;
 pub mod vault;
+pub mod verify;
 
 pub use digest::Digest;
 pub use error::{Error, Result};
