@@ -413,7 +413,7 @@ fn show_json_has_exactly_the_record_fields_in_order() {
 
     let run = v.run(["--json", "show", &id]).success();
     let shown = run.json();
-    const FIELDS: [&str; 17] = [
+    const FIELDS: [&str; 18] = [
         "id",
         "kind",
         "format",
@@ -430,6 +430,7 @@ fn show_json_has_exactly_the_record_fields_in_order() {
         "producer",
         "ingested_at",
         "source_path",
+        "verification",
         "summary",
     ];
     // Top-level keys of the pretty-printed object, in the order printed.

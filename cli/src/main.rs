@@ -8,6 +8,7 @@
 mod backend;
 mod demo;
 mod output;
+mod trust;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use evault_schema::{Format, Kind, validate};
     name = "evault",
     version,
     about = "A supply-chain evidence vault: store, link and verify SBOMs, scans, signatures, provenance, approvals and deploy records.",
-    after_help = "Exit codes: 0 success, 1 internal error, 2 bad usage or invalid input, 3 not found, 4 integrity failure."
+    after_help = "Exit codes: 0 success, 1 internal error, 2 bad usage or invalid input, 3 not found, 4 integrity failure, 6 token or permission refused, 7 not verified (evault verify)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -85,6 +86,15 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Serve the vault over HTTP (REST API; see docs/api.md).
     Serve(evault_server::ServeArgs),
+    /// Manage what the vault trusts: keys, keyless identities, Sigstore roots, requirements.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
+    /// Re-verify a record under the trust in force and print the chain of reasoning
+    /// (exit 0 verified, 7 not verified).
+    Verify {
+        /// Record id (or a unique prefix of at least 6 characters).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -210,7 +220,7 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     match std::panic::catch_unwind(|| run(cli)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Ok(code)) => code,
         Ok(Err(Error::Io { source, .. })) if source.kind() == io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS
         }
@@ -222,7 +232,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+fn run(cli: Cli) -> Result<ExitCode, Error> {
+    if let Command::Verify { id } = &cli.command {
+        return trust::verify(&cli.global, id);
+    }
+    run_command(cli).map(|()| ExitCode::SUCCESS)
+}
+
+fn run_command(cli: Cli) -> Result<(), Error> {
     let g = &cli.global;
     if g.server.is_some()
         && matches!(
@@ -253,6 +270,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Token(cmd) => token(g, cmd),
         Command::Demo(args) => demo::run(args, g.json),
         Command::Serve(args) => evault_server::run(args, g.data_dir.clone()),
+        Command::Trust(command) => trust::run(g, command),
+        Command::Verify { .. } => Err(Error::Internal("verify is dispatched before".into())),
     }
 }
 

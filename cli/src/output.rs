@@ -108,6 +108,15 @@ pub fn record_details(r: &Record) -> String {
     for (i, s) in r.subjects.iter().enumerate() {
         lines.push((if i == 0 { "subjects" } else { "" }, s.clone()));
     }
+    let verification = match &r.verification {
+        None => "-".to_string(),
+        Some(v) => match (&v.by, &v.reason) {
+            (Some(by), _) => format!("{} by {by}", v.status.as_str()),
+            (_, Some(reason)) => format!("{}: {reason}", v.status.as_str()),
+            _ => v.status.as_str().to_string(),
+        },
+    };
+    lines.push(("verification", verification));
     lines.extend([
         ("producer", r.producer.clone()),
         ("ingested at", r.ingested_at.clone()),

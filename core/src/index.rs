@@ -14,6 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_fro
 use crate::error::{Error, Result};
 use crate::facts::Facts;
 use crate::record::{Blueprint, Cursor, Record, RecordFilter, format_time};
+use crate::verification::{Verification, VerificationStatus};
 
 /// A blob as the index knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,7 @@ pub trait MetadataIndex: Send + Sync {
         blobs: &[BlobRow],
         facts: &[(String, Facts)],
         records: &[Record],
+        verifications: &[(String, Vec<String>)],
     ) -> Result<Vec<(Record, Status)>>;
 
     fn record(&self, id: &str) -> Result<Option<Record>>;
@@ -90,6 +92,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "facts",
         sql: include_str!("../migrations/0003_facts.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "trust",
+        sql: include_str!("../migrations/0004_trust.sql"),
     },
 ];
 
@@ -157,7 +164,7 @@ const RECORD_COLUMNS: &str = "r.id, r.kind, r.format, r.format_version, r.predic
      b.size, r.blueprint_name, r.blueprint_version, r.git_sha, r.repo, r.run_id, r.environment, \
      (SELECT group_concat(s.digest, ' ') FROM \
         (SELECT digest FROM record_subjects WHERE record_id = r.id ORDER BY digest) s), \
-     r.producer, r.ingested_at, r.source_path";
+     r.producer, r.ingested_at, r.source_path, v.status, v.verified_by, v.reason";
 
 fn parse_col<T: std::str::FromStr>(row: &Row<'_>, i: usize) -> rusqlite::Result<T>
 where
@@ -193,6 +200,16 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
         producer: row.get(14)?,
         ingested_at: row.get(15)?,
         source_path: row.get(16)?,
+        verification: row
+            .get::<_, Option<String>>(17)?
+            .map(|status| -> rusqlite::Result<Verification> {
+                Ok(Verification {
+                    status: VerificationStatus::from_name(&status),
+                    by: row.get(18)?,
+                    reason: row.get(19)?,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -282,6 +299,7 @@ impl MetadataIndex for SqliteIndex {
         blobs: &[BlobRow],
         facts: &[(String, Facts)],
         records: &[Record],
+        verifications: &[(String, Vec<String>)],
     ) -> Result<Vec<(Record, Status)>> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -307,7 +325,8 @@ impl MetadataIndex for SqliteIndex {
                 "INSERT OR IGNORE INTO record_subjects (record_id, digest) VALUES (?1, ?2)",
             )?;
             let mut select = tx.prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM records r JOIN blobs b ON b.digest = r.digest WHERE r.id = ?1"
+                "SELECT {RECORD_COLUMNS} FROM records r JOIN blobs b ON b.digest = r.digest \
+     LEFT JOIN record_verification v ON v.record_id = r.id WHERE r.id = ?1"
             ))?;
             for r in records {
                 let inserted = insert_record.execute(params![
@@ -331,10 +350,54 @@ impl MetadataIndex for SqliteIndex {
                     for s in &r.subjects {
                         insert_subject.execute(params![r.id, s])?;
                     }
+                }
+                // The verdict is the one just reached under the trust in force, for a record
+                // already present too.
+                if let Some(v) = &r.verification {
+                    let steps = verifications
+                        .iter()
+                        .find(|(id, _)| id == &r.id)
+                        .map(|(_, steps)| steps.as_slice())
+                        .unwrap_or_default();
+                    crate::trust::write_verification(&tx, &r.id, v, steps, true)?;
+                }
+                if inserted == 1 {
                     out.push((r.clone(), Status::Created));
                 } else {
                     let stored = select.query_row(params![r.id], record_from_row)?;
                     out.push((stored, Status::Present));
+                }
+            }
+            // A verified detached signature vouches for every unsigned record of the artifact
+            // it signs.
+            for r in records {
+                let verified = r
+                    .verification
+                    .as_ref()
+                    .is_some_and(|v| v.status == VerificationStatus::Verified);
+                if !verified
+                    || !matches!(
+                        r.format,
+                        evault_schema::Format::SignatureDer
+                            | evault_schema::Format::SignatureBase64
+                    )
+                {
+                    continue;
+                }
+                let by = format!(
+                    "signature record {} ({})",
+                    r.id,
+                    r.verification
+                        .as_ref()
+                        .and_then(|v| v.by.as_deref())
+                        .unwrap_or("?")
+                );
+                for subject in &r.subjects {
+                    tx.execute(
+                        "UPDATE record_verification SET status = 'verified', verified_by = ?2, reason = NULL \
+                         WHERE status = 'unsigned' AND record_id IN (SELECT id FROM records WHERE digest = ?1)",
+                        params![subject, by],
+                    )?;
                 }
             }
         }
@@ -346,7 +409,10 @@ impl MetadataIndex for SqliteIndex {
         let conn = self.conn()?;
         Ok(conn
             .query_row(
-                &format!("SELECT {RECORD_COLUMNS} FROM records r JOIN blobs b ON b.digest = r.digest WHERE r.id = ?1"),
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM records r JOIN blobs b ON b.digest = r.digest \
+     LEFT JOIN record_verification v ON v.record_id = r.id WHERE r.id = ?1"
+                ),
                 params![id],
                 record_from_row,
             )
@@ -358,12 +424,13 @@ impl MetadataIndex for SqliteIndex {
         let (clause, mut values) = filter_sql(filter);
         values.push(Value::Integer(filter.limit.min(i64::MAX as usize) as i64));
         let sql = format!(
-            "SELECT {RECORD_COLUMNS}, r.seq FROM records r JOIN blobs b ON b.digest = r.digest{clause} \
+            "SELECT {RECORD_COLUMNS}, r.seq FROM records r JOIN blobs b ON b.digest = r.digest \
+     LEFT JOIN record_verification v ON v.record_id = r.id{clause} \
              ORDER BY r.seq DESC LIMIT ?"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(values), |row| {
-            Ok((record_from_row(row)?, row.get::<_, i64>(17)?))
+            Ok((record_from_row(row)?, row.get::<_, i64>(20)?))
         })?;
         let rows: Vec<(Record, i64)> = rows.collect::<rusqlite::Result<_>>()?;
         let next = (rows.len() == filter.limit && filter.limit > 0)
@@ -462,6 +529,7 @@ mod tests {
             producer: "ci".into(),
             ingested_at: format_time(Utc::now()),
             source_path: "sbom.json".into(),
+            verification: None,
         }
     }
 
@@ -495,11 +563,21 @@ mod tests {
         let a = sample(&digest, "1");
         let b = sample(&digest, "2");
         let first = index
-            .commit_push(std::slice::from_ref(&blob), &[], std::slice::from_ref(&a))
+            .commit_push(
+                std::slice::from_ref(&blob),
+                &[],
+                std::slice::from_ref(&a),
+                &[],
+            )
             .unwrap();
         assert_eq!(first[0].1, Status::Created);
         let again = index
-            .commit_push(std::slice::from_ref(&blob), &[], &[a.clone(), b.clone()])
+            .commit_push(
+                std::slice::from_ref(&blob),
+                &[],
+                &[a.clone(), b.clone()],
+                &[],
+            )
             .unwrap();
         assert_eq!(again[0], (a.clone(), Status::Present));
         assert_eq!(again[1].1, Status::Created);
@@ -560,7 +638,7 @@ mod tests {
         let index = SqliteIndex::open(&dir.path().join("index.db"), true).unwrap();
         let digest = format!("sha256:{}", "2".repeat(64));
         // The record's blob row is missing: the foreign key fails the whole push.
-        let err = index.commit_push(&[], &[], &[sample(&digest, "1")]);
+        let err = index.commit_push(&[], &[], &[sample(&digest, "1")], &[]);
         assert!(err.is_err());
         assert_eq!(index.stats().unwrap(), IndexStats::default());
     }

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use evault_schema::detect::{self, DetectError, Detection};
 use evault_schema::documents::{self, BundleManifest};
 use evault_schema::extract::{ExtractError, Limits as ExtractLimits};
-use evault_schema::{Kind, validate};
+use evault_schema::{Format, Kind, validate};
 
 use crate::blob::{BlobStore, StageError, StagedBlob};
 use crate::config::Limits;
@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::facts::{self, Facts};
 use crate::index::{BlobRow, Status};
 use crate::record::{Blueprint, Links, Record, format_time, record_id};
+use crate::verification::{self, VerificationStatus};
 
 /// Largest bundle manifest read.
 const MANIFEST_LIMIT: u64 = 4 << 20;
@@ -319,6 +320,71 @@ pub fn push(
         }
     }
 
+    // Verification: what the signatures say, under the trust in force. Detached signatures go
+    // first so that one pushed with its artifact vouches for it in the same push.
+    let trust = crate::vault::load_trust(index)?;
+    let staged: HashMap<String, &StagedBlob> = bundles
+        .iter()
+        .flat_map(|b| &b.files)
+        .map(|f| (f.blob.digest.to_string(), &f.blob))
+        .collect();
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by_key(|&i| !is_detached_signature(&records[i]));
+    let mut new_vouchers: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut verifications: Vec<(String, Vec<String>)> = Vec::with_capacity(records.len());
+    for i in order {
+        let record = &records[i];
+        let bytes = match staged.get(&record.digest) {
+            Some(blob) if needs_bytes(record) && blob.size <= verification::VERIFY_LIMIT => {
+                let mut bytes = Vec::with_capacity(blob.size as usize);
+                blobs
+                    .open_staged(blob)?
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| Error::io("cannot read a staged blob", e))?;
+                Some(bytes)
+            }
+            _ => None,
+        };
+        let mut vouchers = index.vouchers(&record.digest)?;
+        vouchers.extend(
+            new_vouchers
+                .get(&record.digest)
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+        let check = verification::check(record, bytes.as_deref(), &trust, &vouchers, now);
+        if let Some(pattern) = trust.required_for(&record.blueprint.name)
+            && check.verification.status != VerificationStatus::Verified
+        {
+            return Err(Error::Unprocessable(format!(
+                "{}: evidence for {} must be verified (evault trust require {pattern}), but it is {}{}",
+                record.source_path,
+                record.blueprint.name,
+                check.verification.status.as_str(),
+                check
+                    .verification
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )));
+        }
+        if is_detached_signature(record)
+            && check.verification.status == VerificationStatus::Verified
+        {
+            let by = check.verification.by.clone().unwrap_or_default();
+            for subject in &record.subjects {
+                new_vouchers
+                    .entry(subject.clone())
+                    .or_default()
+                    .push((record.id.clone(), by.clone()));
+            }
+        }
+        records[i].verification = Some(check.verification);
+        verifications.push((records[i].id.clone(), check.steps));
+    }
+
     // Commit: blobs first (atomic renames), then every record in one transaction.
     let mut blob_rows: Vec<BlobRow> = Vec::new();
     let mut published = HashSet::new();
@@ -339,7 +405,7 @@ pub fn push(
         .into_iter()
         .filter_map(|(digest, result)| result.ok().map(|f| (digest, f)))
         .collect();
-    let committed = index.commit_push(&blob_rows, &facts, &records)?;
+    let committed = index.commit_push(&blob_rows, &facts, &records, &verifications)?;
     Ok(PushOutcome {
         records: committed
             .into_iter()
@@ -347,6 +413,26 @@ pub fn push(
             .collect(),
         warnings,
     })
+}
+
+/// A cosign-style detached signature: its subject is the artifact it signs.
+fn is_detached_signature(record: &Record) -> bool {
+    matches!(
+        record.format,
+        Format::SignatureDer | Format::SignatureBase64
+    )
+}
+
+/// Whether verifying the record needs its bytes (signed formats only).
+fn needs_bytes(record: &Record) -> bool {
+    matches!(
+        record.format,
+        Format::DsseEnvelope
+            | Format::SigstoreBundle
+            | Format::GcbProvenance
+            | Format::SignatureDer
+            | Format::SignatureBase64
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,6 +709,7 @@ fn plan_bundle(
             producer: request.producer.clone(),
             ingested_at: ingested_at.to_string(),
             source_path: file.path.clone(),
+            verification: None,
         });
     }
     Ok(records)

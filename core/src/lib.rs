@@ -20,7 +20,9 @@ pub mod index;
 pub mod ingest;
 pub mod record;
 pub mod summary;
+pub mod trust;
 pub mod vault;
+pub mod verification;
 pub mod verify;
 
 pub use digest::Digest;

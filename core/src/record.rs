@@ -3,6 +3,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use evault_schema::{Format, Kind};
 use serde::{Deserialize, Serialize};
+
+use crate::verification::Verification;
 use sha2::{Digest as _, Sha256};
 
 /// A blueprint version: the versioned definition of a deployable service or agent.
@@ -51,6 +53,9 @@ pub struct Record {
     pub ingested_at: String,
     /// Path of the file inside the push or bundle.
     pub source_path: String,
+    /// Is the evidence signed by someone the vault trusts? (`None` only for records pushed
+    /// before verification existed.)
+    pub verification: Option<Verification>,
 }
 
 /// A record with what its evidence says: `evault show --json` and `GET /v1/records/{id}`.

@@ -16,6 +16,10 @@ use crate::facts::FactStore;
 use crate::index::{BlobRow, IndexStats, MetadataIndex, SqliteIndex};
 use crate::ingest::{self, PushOutcome, PushProgress, PushRequest};
 use crate::record::{Cursor, Record, RecordFilter, RecordView};
+use crate::trust::{Requirement, TrustStore, TrustedIdentityInfo, TrustedKeyInfo, TrustedRootInfo};
+use crate::verification::{self, Check, Trust};
+use crate::verify::keys::PublicKey;
+use crate::verify::sigstore::{IdentityPolicy, TrustedRoot};
 
 pub const INDEX_FILE: &str = "index.db";
 const BLOB_DIR: &str = "blobs";
@@ -32,10 +36,60 @@ pub struct Vault {
     index: Box<dyn Index>,
 }
 
-/// Everything the vault keeps in its index: records and blobs, tokens, and facts.
-pub trait Index: MetadataIndex + TokenStore + FactStore {}
+/// Everything the vault keeps in its index: records and blobs, tokens, facts and trust.
+pub trait Index: MetadataIndex + TokenStore + FactStore + TrustStore {}
 
-impl<T: MetadataIndex + TokenStore + FactStore> Index for T {}
+impl<T: MetadataIndex + TokenStore + FactStore + TrustStore> Index for T {}
+
+/// Everything trusted: keys, identities, Sigstore roots, requirements.
+pub type TrustListing = (
+    Vec<TrustedKeyInfo>,
+    Vec<TrustedIdentityInfo>,
+    Vec<TrustedRootInfo>,
+    Vec<Requirement>,
+);
+
+/// The trust in force, parsed from the index.
+pub(crate) fn load_trust(index: &dyn Index) -> Result<Trust> {
+    let broken = |what: &str, name: &str, e: String| {
+        Error::Internal(format!(
+            "the stored trusted {what} '{name}' cannot be read: {e}"
+        ))
+    };
+    let mut trust = Trust::default();
+    for k in index.keys()? {
+        let key = PublicKey::from_pem(&k.public_key)
+            .map_err(|e| broken("key", &k.name, e.to_string()))?;
+        trust.keys.push(verification::Key {
+            name: k.name,
+            key,
+            scopes: k.scopes,
+        });
+    }
+    for i in index.identities()? {
+        let san = verification::san_policy(&i.san, i.san_is_regex)
+            .map_err(|e| broken("identity", &i.name, e))?;
+        trust.identities.push(verification::Identity {
+            name: i.name,
+            policy: IdentityPolicy {
+                san,
+                issuer: i.issuer,
+            },
+            scopes: i.scopes,
+        });
+    }
+    for r in index.roots()? {
+        let root = TrustedRoot::from_json(r.document.as_bytes())
+            .map_err(|e| broken("root", &r.name, e.to_string()))?;
+        trust.roots.push((r.name, root));
+    }
+    trust.requirements = index
+        .requirements()?
+        .into_iter()
+        .map(|r| r.pattern)
+        .collect();
+    Ok(trust)
+}
 
 /// Result of [`Vault::fsck`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -343,6 +397,160 @@ impl Vault {
     /// Who holds `secret`, or why it is not accepted.
     pub fn authenticate(&self, secret: &str) -> Result<std::result::Result<Identity, AuthFailure>> {
         auth::authenticate(self.index.as_ref(), secret, Utc::now())
+    }
+
+    // ---- trust ------------------------------------------------------------------------------
+
+    fn validated_scopes(scopes: &[String]) -> Result<Vec<String>> {
+        scopes
+            .iter()
+            .map(|s| auth::validate_scope(s))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::Invalid)
+    }
+
+    fn trust_name(name: &str) -> Result<String> {
+        auth::validate_token_name(name).map_err(|e| Error::Invalid(e.replace("token name", "name")))
+    }
+
+    /// Trusts a public key (PEM) for blueprints matching `scopes` (all when empty).
+    pub fn add_trusted_key(
+        &self,
+        name: &str,
+        pem: &str,
+        scopes: &[String],
+        by: &str,
+    ) -> Result<TrustedKeyInfo> {
+        let key = PublicKey::from_pem(pem)
+            .map_err(|e| Error::Invalid(format!("not a usable public key: {e}")))?;
+        let info = TrustedKeyInfo {
+            name: Self::trust_name(name)?,
+            algorithm: key.algorithm().to_string(),
+            fingerprint: key.fingerprint(),
+            public_key: key.to_pem(),
+            scopes: Self::validated_scopes(scopes)?,
+            created_at: crate::record::format_time(Utc::now()),
+            created_by: by.to_string(),
+        };
+        self.index.add_key(&info)?;
+        Ok(info)
+    }
+
+    /// Trusts a keyless identity: certificates whose SAN is `san` (or matches it, as a regular
+    /// expression) issued for OIDC issuer `issuer`.
+    pub fn add_trusted_identity(
+        &self,
+        name: &str,
+        san: &str,
+        san_is_regex: bool,
+        issuer: &str,
+        scopes: &[String],
+        by: &str,
+    ) -> Result<TrustedIdentityInfo> {
+        verification::san_policy(san, san_is_regex).map_err(Error::Invalid)?;
+        if san.trim().is_empty() || issuer.trim().is_empty() {
+            return Err(Error::Invalid(
+                "an identity needs a SAN and an OIDC issuer".into(),
+            ));
+        }
+        let info = TrustedIdentityInfo {
+            name: Self::trust_name(name)?,
+            san: san.to_string(),
+            san_is_regex,
+            issuer: issuer.to_string(),
+            scopes: Self::validated_scopes(scopes)?,
+            created_at: crate::record::format_time(Utc::now()),
+            created_by: by.to_string(),
+        };
+        self.index.add_identity(&info)?;
+        Ok(info)
+    }
+
+    /// Adds (or replaces) a Sigstore trusted root under `name`.
+    pub fn set_trusted_root(
+        &self,
+        name: &str,
+        document: &[u8],
+        by: &str,
+    ) -> Result<TrustedRootInfo> {
+        TrustedRoot::from_json(document)
+            .map_err(|e| Error::Invalid(format!("not a usable Sigstore trusted root: {e}")))?;
+        let document = String::from_utf8(document.to_vec())
+            .map_err(|_| Error::Invalid("the trusted root is not UTF-8".into()))?;
+        let info = TrustedRootInfo {
+            name: Self::trust_name(name)?,
+            document,
+            created_at: crate::record::format_time(Utc::now()),
+            created_by: by.to_string(),
+        };
+        self.index.set_root(&info)?;
+        Ok(info)
+    }
+
+    /// Makes pushes for blueprints matching `pattern` fail unless their evidence verifies.
+    pub fn add_requirement(&self, pattern: &str, by: &str) -> Result<Requirement> {
+        let info = Requirement {
+            pattern: auth::validate_scope(pattern).map_err(Error::Invalid)?,
+            created_at: crate::record::format_time(Utc::now()),
+            created_by: by.to_string(),
+        };
+        self.index.add_requirement(&info)?;
+        Ok(info)
+    }
+
+    /// Everything trusted, for listing.
+    pub fn trust_listing(&self) -> Result<TrustListing> {
+        Ok((
+            self.index.keys()?,
+            self.index.identities()?,
+            self.index.roots()?,
+            self.index.requirements()?,
+        ))
+    }
+
+    /// Removes a trusted key, identity, root or requirement (`what` is one of those words).
+    pub fn remove_trust(&self, what: &str, name: &str) -> Result<()> {
+        let removed = match what {
+            "key" => self.index.remove_key(name)?,
+            "identity" => self.index.remove_identity(name)?,
+            "root" => self.index.remove_root(name)?,
+            "requirement" => self.index.remove_requirement(name)?,
+            other => return Err(Error::Internal(format!("unknown trust item {other}"))),
+        };
+        if removed {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("no trusted {what} '{name}'")))
+        }
+    }
+
+    /// Re-verifies a record under the trust in force now, stores and returns the verdict with
+    /// its chain of reasoning.
+    pub fn verify_record(&self, record: &Record) -> Result<Check> {
+        let trust = load_trust(self.index.as_ref())?;
+        let digest: Digest = record.digest.parse().map_err(Error::Internal)?;
+        let row = self.blob(&digest)?;
+        let bytes = if row.size <= verification::VERIFY_LIMIT {
+            let mut buf = Vec::with_capacity(row.size as usize);
+            self.copy_blob(&digest, &mut buf)?;
+            Some(buf)
+        } else {
+            None
+        };
+        let vouchers = self.index.vouchers(&record.digest)?;
+        let check = verification::check(record, bytes.as_deref(), &trust, &vouchers, Utc::now());
+        self.index
+            .set_verification(&record.id, &check.verification, &check.steps)?;
+        Ok(check)
+    }
+
+    /// The stored chain of reasoning of a record's verdict.
+    pub fn verification_steps(&self, record_id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .index
+            .verification(record_id)?
+            .map(|(_, steps)| steps)
+            .unwrap_or_default())
     }
 
     /// Checks every blob against its digest and recorded size, and that every blob file is

@@ -208,6 +208,22 @@ pub struct RecordDoc {
     ingested_at: String,
     /// Path of the file inside the push or bundle.
     source_path: String,
+    /// Is the evidence signed by a key or identity the vault trusts? (docs/verification.md)
+    verification: Option<VerificationDoc>,
+}
+
+/// Mirror of `evault_core::verification::Verification`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = Verification)]
+pub struct VerificationDoc {
+    /// `verified`, `failed`, `untrusted` or `unsigned`.
+    #[schema(pattern = "^(verified|failed|untrusted|unsigned)$")]
+    status: String,
+    /// Who verified it: a key, an identity, or the signature record that vouches for it.
+    by: Option<String>,
+    /// Why it is not verified.
+    reason: Option<String>,
 }
 
 /// Whether a pushed record was new.
