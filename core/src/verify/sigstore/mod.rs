@@ -626,8 +626,11 @@ fn run(
                     RFC 3161 timestamp (an inclusion proof shows that an entry is in the log, not when it was added)"
             .into());
     }
+    let latest = now
+        .checked_add_signed(chrono::Duration::seconds(MAX_FUTURE_SKEW_SECS))
+        .unwrap_or(now);
     for t in &times {
-        if t.time > now + chrono::Duration::seconds(MAX_FUTURE_SKEW_SECS) {
+        if t.time > latest {
             return Err(format!(
                 "the verified signing time {} ({}) is in the future",
                 t.time.to_rfc3339(),
