@@ -400,3 +400,186 @@ fn manifest_format_rules_pick_the_outermost_container() {
         vec!["sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03".to_string()]
     );
 }
+
+/// A signed corpus item as its MANIFEST describes it.
+struct Signed {
+    path: String,
+    artifact: Option<String>,
+    identity: Option<(String, String)>,
+    valid: bool,
+}
+
+/// Reads the entries of one MANIFEST with their expected verification outcome.
+fn signed_entries(corpus: &Path, folder: &str) -> Vec<Signed> {
+    let text = std::fs::read_to_string(corpus.join(folder).join("MANIFEST.md")).unwrap();
+    let mut out: Vec<Signed> = Vec::new();
+    let tick = |line: &str, after: &str| -> Option<String> {
+        let rest = &line[line.find(after)? + after.len()..];
+        let rest = rest.strip_prefix('`')?;
+        rest.split('`').next().map(str::to_string)
+    };
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("### `").and_then(|l| l.strip_suffix('`')) {
+            out.push(Signed {
+                path: format!("{folder}/{name}"),
+                artifact: None,
+                identity: None,
+                valid: false,
+            });
+        } else if let Some(entry) = out.last_mut() {
+            if line.starts_with("- **Artifact:**") {
+                entry.artifact = tick(line, "**Artifact:** ");
+            } else if line.starts_with("- **Identity:**") {
+                if let (Some(san), Some(issuer)) = (tick(line, "SAN "), tick(line, "issuer ")) {
+                    entry.identity = Some((san, issuer));
+                }
+            } else if let Some(rest) = line.strip_prefix("- **Expected result:**") {
+                let first = rest.trim_start().trim_start_matches("Signature ");
+                entry.valid = first.starts_with("VALID");
+            }
+        }
+    }
+    out
+}
+
+/// Through the real binary: with the corpus's trusted roots, keys and identities trusted, every
+/// signed item gets the verdict its MANIFEST states.
+#[test]
+fn signed_corpus_items_get_the_verdict_their_manifest_states() {
+    let Some(corpus) = corpus_dir() else { return };
+    let vault = Vault::initialised();
+    let c = |p: &str| corpus.join(p).to_string_lossy().into_owned();
+    for (name, file) in [
+        (
+            "public-good",
+            "sigstore/trusted_root/public-good.trusted_root.json",
+        ),
+        ("staging", "sigstore/trusted_root/staging.trusted_root.json"),
+    ] {
+        vault
+            .run(["trust", "root", "add", name, "--file", &c(file)])
+            .success();
+    }
+    for (name, file) in [
+        ("chainloop", "sigstore/keypair/chainloop-cosign.pub"),
+        (
+            "rekor-testdata",
+            "sigstore/keypair/rekor-x509-testdata-ec.pub",
+        ),
+        (
+            "npm-registry",
+            "sigstore/keypair/npm-registry-publish_key.pub",
+        ),
+        ("gcb", "provenance/keys/gcb-global.pub.pem"),
+        (
+            "google-bcid",
+            "intoto/attestations/google-bcid-vsa_signing_public_key.pem",
+        ),
+        ("witness", "intoto/attestations/witness-testpub.pem"),
+    ] {
+        vault
+            .run(["trust", "key", "add", name, "--file", &c(file)])
+            .success();
+    }
+    let mut items = signed_entries(&corpus, "sigstore");
+    items.retain(|s| {
+        s.path.contains("/bundles/")
+            || (s.path.contains("/keypair/")
+                && !s.path.ends_with(".pub")
+                && !s.path.ends_with("hello_world.txt"))
+    });
+    items.extend(
+        signed_entries(&corpus, "intoto")
+            .into_iter()
+            .filter(|s| s.path.ends_with(".dsse.jsonl") || s.path.ends_with(".dsse.json")),
+    );
+    items.extend(
+        signed_entries(&corpus, "provenance")
+            .into_iter()
+            .filter(|s| s.path.contains("gcb-container")),
+    );
+    let mut n = 0;
+    for (i, item) in items.iter().enumerate() {
+        if let Some((san, issuer)) = &item.identity {
+            vault
+                .run([
+                    "trust",
+                    "identity",
+                    "add",
+                    &format!("id{i}"),
+                    "--san",
+                    san,
+                    "--issuer",
+                    issuer,
+                ])
+                .success();
+        }
+    }
+    let mut wrong = Vec::new();
+    for item in &items {
+        // A detached signature or message-signature bundle is pushed for the artifact it signs.
+        let artifact = match (&item.artifact, item.path.as_str()) {
+            (Some(a), _) => Some(corpus.join("sigstore").join(a)),
+            (None, p) if p.ends_with("hello_world.txt.sig") => {
+                Some(corpus.join("sigstore/keypair/hello_world.txt"))
+            }
+            _ => None,
+        };
+        let mut args = vec![
+            c(&item.path),
+            "--blueprint".into(),
+            "corpus".into(),
+            "--version".into(),
+            "1".into(),
+        ];
+        if let Some(a) = &artifact {
+            args.extend(["--subject".into(), digest_of(&std::fs::read(a).unwrap())]);
+        }
+        let push = |sha: &str| {
+            let mut a = args.clone();
+            a.extend(["--git-sha".into(), sha.to_string()]);
+            let run = vault.run(
+                std::iter::once("--json".to_string())
+                    .chain(std::iter::once("push".into()))
+                    .chain(a),
+            );
+            run
+        };
+        let run = push("0123456789abcdef0123456789abcdef01234567");
+        if run.code != 0 {
+            wrong.push(format!("{}: push failed: {}", item.path, run.stderr.trim()));
+            continue;
+        }
+        let mut record = run.json()[0].clone();
+        // Provenance must come from the record's commit: push it again for its own commit.
+        let id = record["id"].as_str().unwrap().to_string();
+        let shown = vault.run(["--json", "show", &id]).success().json();
+        if let Some(commit) = shown["summary"]["source_commit"].as_str() {
+            let again = push(commit);
+            record = again.json()[0].clone();
+        }
+        n += 1;
+        let status = record["verification"]["status"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        let verified = status == "verified";
+        if verified != item.valid {
+            wrong.push(format!(
+                "{}: MANIFEST says {}, evault says {status} ({})",
+                item.path,
+                if item.valid { "VALID" } else { "INVALID" },
+                record["verification"]["reason"].as_str().unwrap_or("-")
+            ));
+        } else {
+            eprintln!("{}: {status}", item.path);
+        }
+    }
+    assert!(n >= 20, "only {n} signed items checked");
+    assert!(
+        wrong.is_empty(),
+        "{} verdicts differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
