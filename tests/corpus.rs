@@ -538,12 +538,11 @@ fn signed_corpus_items_get_the_verdict_their_manifest_states() {
         let push = |sha: &str| {
             let mut a = args.clone();
             a.extend(["--git-sha".into(), sha.to_string()]);
-            let run = vault.run(
+            vault.run(
                 std::iter::once("--json".to_string())
                     .chain(std::iter::once("push".into()))
                     .chain(a),
-            );
-            run
+            )
         };
         let run = push("0123456789abcdef0123456789abcdef01234567");
         if run.code != 0 {
