@@ -582,3 +582,82 @@ fn signed_corpus_items_get_the_verdict_their_manifest_states() {
         wrong.join("\n")
     );
 }
+
+/// `evault verify-layout` on the corpus's in-toto demo: one passing supply chain, five failing
+/// ones, as its MANIFEST states.
+#[test]
+fn the_in_toto_demo_verifies_only_where_its_manifest_says() {
+    let Some(corpus) = corpus_dir() else { return };
+    let demo = corpus.join("intoto/layout-demo");
+    let vault = Vault::new();
+    let path = |p: &str| demo.join(p).to_string_lossy().into_owned();
+    let links_only_write_config = vault.path("only-write-config");
+    std::fs::create_dir_all(&links_only_write_config).unwrap();
+    std::fs::copy(
+        demo.join("links/write-config.43e77869.link"),
+        links_only_write_config.join("write-config.43e77869.link"),
+    )
+    .unwrap();
+    let cases = [
+        (
+            "root.layout",
+            "keys/owner.pub",
+            path("links"),
+            0,
+            "verified",
+        ),
+        (
+            "expired.layout",
+            "keys/owner.pub",
+            path("links"),
+            7,
+            "expired",
+        ),
+        (
+            "root.layout",
+            "keys/owner.pub",
+            path("links-tampered-material"),
+            7,
+            "package",
+        ),
+        (
+            "root.layout",
+            "keys/owner.pub",
+            path("links-wrong-functionary"),
+            7,
+            "package",
+        ),
+        (
+            "root.layout",
+            "keys/alice.pub",
+            path("links"),
+            7,
+            "not signed",
+        ),
+        (
+            "root.layout",
+            "keys/owner.pub",
+            links_only_write_config.to_string_lossy().into_owned(),
+            7,
+            "package",
+        ),
+    ];
+    for (layout, key, links, code, needle) in cases {
+        let run = vault.run([
+            "verify-layout",
+            &path(layout),
+            "--layout-key",
+            &path(key),
+            "--links",
+            &links,
+        ]);
+        assert_eq!(run.code, code, "{layout} {key} {links}: {run:?}");
+        let last = run
+            .stdout_text()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        assert!(last.contains(needle), "{layout} {key} {links}: {last}");
+    }
+}

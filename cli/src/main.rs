@@ -95,6 +95,9 @@ enum Command {
         /// Record id (or a unique prefix of at least 6 characters).
         id: String,
     },
+    /// Verify a classic in-toto supply chain: a signed layout and its links (exit 0 verified,
+    /// 7 not). Layout inspections are never run, so a layout that has any is not verified.
+    VerifyLayout(trust::LayoutArgs),
 }
 
 #[derive(Subcommand)]
@@ -236,6 +239,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     if let Command::Verify { id } = &cli.command {
         return trust::verify(&cli.global, id);
     }
+    if let Command::VerifyLayout(args) = &cli.command {
+        return trust::verify_layout(&cli.global, args);
+    }
     run_command(cli).map(|()| ExitCode::SUCCESS)
 }
 
@@ -271,7 +277,9 @@ fn run_command(cli: Cli) -> Result<(), Error> {
         Command::Demo(args) => demo::run(args, g.json),
         Command::Serve(args) => evault_server::run(args, g.data_dir.clone()),
         Command::Trust(command) => trust::run(g, command),
-        Command::Verify { .. } => Err(Error::Internal("verify is dispatched before".into())),
+        Command::Verify { .. } | Command::VerifyLayout(_) => {
+            Err(Error::Internal("verify is dispatched before".into()))
+        }
     }
 }
 

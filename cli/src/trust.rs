@@ -83,6 +83,78 @@ pub enum RootCommand {
     Rm { name: String },
 }
 
+#[derive(clap::Args)]
+pub struct LayoutArgs {
+    /// The signed layout (in-toto metablock JSON).
+    pub layout: PathBuf,
+    /// A public key (PEM) of the layout's owner; repeatable, each must have signed the layout.
+    #[arg(long = "layout-key", value_name = "FILE", required = true)]
+    pub layout_keys: Vec<PathBuf>,
+    /// Directory holding the link files (`<step>.<keyid>.link`).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub links: PathBuf,
+}
+
+/// Most link files read from a directory.
+const MAX_LINK_FILES: usize = 10_000;
+
+/// `evault verify-layout`: a pure check of files on disk; nothing is stored.
+pub fn verify_layout(g: &Global, args: &LayoutArgs) -> Result<std::process::ExitCode, Error> {
+    let layout = read(&args.layout)?;
+    let keys = args
+        .layout_keys
+        .iter()
+        .map(|k| {
+            String::from_utf8(read(k)?)
+                .map_err(|_| Error::Invalid(format!("{}: not a PEM text file", k.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut links = Vec::new();
+    let entries = std::fs::read_dir(&args.links)
+        .map_err(|e| Error::Invalid(format!("{}: cannot read: {e}", args.links.display())))?;
+    for entry in entries {
+        let entry = entry
+            .map_err(|e| Error::Invalid(format!("{}: cannot read: {e}", args.links.display())))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".link") || !entry.path().is_file() {
+            continue;
+        }
+        if links.len() == MAX_LINK_FILES {
+            return Err(Error::TooLarge(format!(
+                "{}: more than {MAX_LINK_FILES} link files",
+                args.links.display()
+            )));
+        }
+        links.push((name, read(&entry.path())?));
+    }
+    links.sort();
+    let input = evault_core::verify::layout::LayoutInput {
+        layout: &layout,
+        layout_keys: &key_refs,
+        links: &links,
+    };
+    let report = evault_core::verify::layout::verify_layout(&input, chrono::Utc::now());
+    if g.json {
+        print_json(
+            &json!({"verified": report.verified, "failure": report.failure, "steps": report.steps}),
+        )?;
+    } else {
+        write_stdout(
+            &report
+                .steps
+                .iter()
+                .map(|s| format!("{s}\n"))
+                .collect::<String>(),
+        )?;
+    }
+    Ok(if report.verified {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(NOT_VERIFIED)
+    })
+}
+
 /// Exit code of `evault verify` when the record is not verified.
 pub const NOT_VERIFIED: u8 = 7;
 
