@@ -18,11 +18,18 @@ use evault_core::verify::sigstore::{
 use serde_json::Value;
 
 fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("EVAULT_CORPUS")
-        .map_or_else(|| PathBuf::from("/work/shared/corpus"), PathBuf::from);
+    let dir = std::env::var_os("EVAULT_CORPUS").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
+        PathBuf::from,
+    );
     if dir.join("sigstore/MANIFEST.md").exists() {
         Some(dir)
     } else {
+        assert!(
+            std::env::var("EVAULT_REQUIRE_CORPUS").as_deref() != Ok("1"),
+            "EVAULT_REQUIRE_CORPUS=1 but there is no corpus at {}",
+            dir.display()
+        );
         eprintln!("corpus not found at {}; skipping", dir.display());
         None
     }

@@ -823,6 +823,11 @@ fn corpus() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
+        assert!(
+            std::env::var("EVAULT_REQUIRE_CORPUS").as_deref() != Ok("1"),
+            "EVAULT_REQUIRE_CORPUS=1 but there is no corpus at {}",
+            dir.display()
+        );
         eprintln!("corpus not found at {}; skipping", dir.display());
         None
     }

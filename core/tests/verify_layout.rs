@@ -801,6 +801,13 @@ fn corpus_demo() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
     let demo = base.join("intoto/layout-demo");
+    if !demo.is_dir() {
+        assert!(
+            std::env::var("EVAULT_REQUIRE_CORPUS").as_deref() != Ok("1"),
+            "EVAULT_REQUIRE_CORPUS=1 but there is no corpus at {}",
+            demo.display()
+        );
+    }
     demo.is_dir().then_some(demo)
 }
 

@@ -941,6 +941,11 @@ fn corpus_dir() -> Option<PathBuf> {
     if dir.join("MANIFEST.md").is_file() {
         Some(dir)
     } else {
+        assert!(
+            std::env::var("EVAULT_REQUIRE_CORPUS").as_deref() != Ok("1"),
+            "EVAULT_REQUIRE_CORPUS=1 but there is no corpus at {}",
+            dir.display()
+        );
         eprintln!(
             "skipped: no provenance corpus at {} (set EVAULT_CORPUS)",
             dir.display()

@@ -869,6 +869,13 @@ fn corpus() -> Option<PathBuf> {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
     };
+    if !dir.is_dir() {
+        assert!(
+            std::env::var("EVAULT_REQUIRE_CORPUS").as_deref() != Ok("1"),
+            "EVAULT_REQUIRE_CORPUS=1 but there is no corpus at {}",
+            dir.display()
+        );
+    }
     dir.is_dir().then_some(dir)
 }
 
