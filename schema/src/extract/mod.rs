@@ -26,7 +26,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_items: 100_000 }
+        Limits { max_items: 50_000 }
     }
 }
 
