@@ -245,28 +245,8 @@ fn verify_gcb(mut r: Reasoning, record: &Record, bytes: &[u8], trust: &Trust) ->
             record.blueprint.name
         ));
     }
-    match dsse::verify_raw_payload(envelope, &keys) {
-        dsse::DsseOutcome::Verified { key, signature } => {
-            r.step(format!(
-                "signature {signature} verifies over the payload with key {key}"
-            ));
-            match cross_check(
-                &mut r,
-                record,
-                Some((&envelope.payload_type, &envelope.payload)),
-            ) {
-                Ok(()) => r.verified(format!("key {key}")),
-                Err(reason) => r.failed(reason),
-            }
-        }
-        dsse::DsseOutcome::NotVerified { attempts } => {
-            for a in attempts {
-                r.step(a);
-            }
-            r.untrusted("signed, but no signature verifies with a trusted key")
-        }
-        dsse::DsseOutcome::NoSignatures => r.unsigned(),
-    }
+    let outcome = dsse::verify_raw_payload(envelope, &keys);
+    conclude_dsse(r, record, envelope, outcome, "the payload", &keys)
 }
 
 fn verify_dsse_document(mut r: Reasoning, record: &Record, bytes: &[u8], trust: &Trust) -> Check {
@@ -294,10 +274,30 @@ fn verify_dsse_document(mut r: Reasoning, record: &Record, bytes: &[u8], trust: 
         keys.len(),
         keys.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
     ));
-    match dsse::verify(&envelope, &keys) {
+    let outcome = dsse::verify(&envelope, &keys);
+    conclude_dsse(
+        r,
+        record,
+        &envelope,
+        outcome,
+        "PAE(payloadType, payload)",
+        &keys,
+    )
+}
+
+/// The verdict once an envelope's signatures were checked over `what` against `keys`.
+fn conclude_dsse(
+    mut r: Reasoning,
+    record: &Record,
+    envelope: &dsse::Envelope,
+    outcome: dsse::DsseOutcome,
+    what: &str,
+    keys: &[(&str, &PublicKey)],
+) -> Check {
+    match outcome {
         dsse::DsseOutcome::Verified { key, signature } => {
             r.step(format!(
-                "signature {signature} verifies over PAE(payloadType, payload) with key {key}"
+                "signature {signature} verifies over {what} with key {key}"
             ));
             match cross_check(
                 &mut r,

@@ -609,19 +609,7 @@ fn curve_name(oid: spki::ObjectIdentifier) -> String {
 
 /// DER tag-length-value with a definite, minimal length.
 fn der_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value.len() + 6);
-    out.push(tag);
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(value);
-    out
+    crate::verify::sigstore::tlv::wrap(tag, value)
 }
 
 /// DER INTEGER of a non-negative big-endian magnitude: leading zeros removed, one zero added
