@@ -1764,6 +1764,7 @@ const SMALL_LIMITS: &str =
 fn pushes_over_the_configured_limits_are_413_and_leave_nothing_behind() {
     let server = Server::start_on(Vault::initialised(), Some(SMALL_LIMITS));
     let ci = server.token("ci", "pusher", &[], None);
+    let auditor = server.token("auditor", "auditor", &[], None);
     let vault = &server.vault;
     let before = vault_state(vault);
 
@@ -1802,7 +1803,6 @@ fn pushes_over_the_configured_limits_are_413_and_leave_nothing_behind() {
     let huge = vec![b'z'; 4 << 20];
     let reply = server.push(&ci, &links(&[("name", "huge.txt")]), &huge);
     assert_problem(&reply, 413, "too-large");
-    let auditor = server.token("auditor", "auditor", &[], None);
     let reply = server.push(&auditor, &links(&[("name", "huge.txt")]), &huge);
     assert_problem(&reply, 403, "forbidden");
     assert_unchanged(vault, &before, "bodies refused before reading");

@@ -160,7 +160,10 @@ impl Backend {
 
     pub fn revoke_token(&self, name: &str) -> Result<TokenInfo, Error> {
         match self {
-            Backend::Local { vault, .. } => vault.revoke_token(name),
+            Backend::Local { vault, actor } => {
+                let actor = actor.clone().map_err(Error::Invalid)?;
+                vault.revoke_token(name, &actor)
+            }
             Backend::Remote(remote) => {
                 remote.send_json("DELETE", &format!("/v1/tokens/{}", encode(name)), None)
             }
@@ -226,7 +229,7 @@ impl Backend {
 }
 
 /// Percent-encodes a path segment or query value.
-fn encode(s: &str) -> String {
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -350,7 +353,7 @@ impl Remote {
         self.read_json(response)
     }
 
-    fn send_json<T: serde::de::DeserializeOwned>(
+    pub fn send_json<T: serde::de::DeserializeOwned>(
         &self,
         method: &str,
         path: &str,

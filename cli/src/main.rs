@@ -7,6 +7,7 @@
 
 mod backend;
 mod demo;
+mod log;
 mod output;
 mod trust;
 
@@ -73,7 +74,8 @@ enum Command {
     },
     /// List records, newest first.
     Ls(LsArgs),
-    /// Check every stored blob against its digest.
+    /// Check every stored blob against its digest, and the index against the tamper-evident
+    /// log.
     Fsck,
     /// Summarise what the vault holds.
     Status,
@@ -95,6 +97,10 @@ enum Command {
         /// Record id (or a unique prefix of at least 6 characters).
         id: String,
     },
+    /// The tamper-evident log: its key, signed checkpoints, inclusion and consistency proofs,
+    /// and full verification.
+    #[command(subcommand)]
+    Log(log::LogCommand),
     /// Verify a classic in-toto supply chain: a signed layout and its links (exit 0 verified,
     /// 7 not). Layout inspections are never run, so a layout that has any is not verified.
     VerifyLayout(trust::LayoutArgs),
@@ -277,6 +283,7 @@ fn run_command(cli: Cli) -> Result<(), Error> {
         Command::Demo(args) => demo::run(args, g.json),
         Command::Serve(args) => evault_server::run(args, g.data_dir.clone()),
         Command::Trust(command) => trust::run(g, command),
+        Command::Log(command) => log::run(g, command),
         Command::Verify { .. } | Command::VerifyLayout(_) => {
             Err(Error::Internal("verify is dispatched before".into()))
         }
@@ -381,20 +388,31 @@ fn write_stdout(text: &str) -> Result<(), Error> {
 
 fn init(g: &Global) -> Result<(), Error> {
     let (vault, created) = Vault::init(&g.data_dir)?;
+    // An existing vault whose log key is missing or swapped can be read but not changed: say
+    // so now rather than at the next push.
+    vault.writable()?;
+    let key = vault.log_key()?;
     if g.json {
         return print_json(&serde_json::json!({
             "data_dir": vault.dir().display().to_string(),
             "created": created,
+            "log": key,
         }));
     }
+    let log = format!(
+        "its log {} is signed with key {} ({}; back it up, keep it private)",
+        key.origin,
+        key.key_id,
+        vault.dir().join(evault_core::log::KEY_FILE).display()
+    );
     if created {
         write_stdout(&format!(
-            "created an evault vault in {}\n",
+            "created an evault vault in {}\n{log}\n",
             vault.dir().display()
         ))
     } else {
         write_stdout(&format!(
-            "a vault already exists in {}; nothing changed\n",
+            "a vault already exists in {}; nothing changed\n{log}\n",
             vault.dir().display()
         ))
     }
@@ -565,14 +583,20 @@ fn fsck(g: &Global) -> Result<(), Error> {
     } else {
         write_stdout(&output::fsck_report(&report))?;
     }
-    if report.problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Integrity(format!(
-            "{} of {} blobs failed verification",
-            report.problems.len(),
-            report.blobs_checked
-        )))
+    match (report.problems.len(), report.log_problems.len()) {
+        (0, 0) => Ok(()),
+        (0, n) => Err(Error::Integrity(format!(
+            "{n} disagreement(s) between the index and the tamper-evident log"
+        ))),
+        (b, n) => Err(Error::Integrity(format!(
+            "{b} of {} blobs failed verification{}",
+            report.blobs_checked,
+            if n > 0 {
+                format!(", and {n} disagreement(s) with the log")
+            } else {
+                String::new()
+            }
+        ))),
     }
 }
 

@@ -221,8 +221,14 @@ pub fn fsck_report(report: &FsckReport) -> String {
             report.unreferenced_blobs.len()
         ));
     }
+    for p in &report.log_problems {
+        out.push_str(&format!("log: {p}\n"));
+    }
     if report.problems.is_empty() {
         out.push_str("all blobs intact\n");
+    }
+    if report.log_problems.is_empty() {
+        out.push_str("the index agrees with the tamper-evident log\n");
     }
     out
 }

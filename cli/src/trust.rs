@@ -249,7 +249,7 @@ pub fn run(g: &Global, command: TrustCommand) -> Result<(), Error> {
             done(serde_json::to_value(&key).unwrap_or_default(), text)
         }
         TrustCommand::Key(KeyCommand::Rm { name }) => {
-            vault.remove_trust("key", &name)?;
+            vault.remove_trust("key", &name, &by)?;
             done(
                 json!({"removed": name}),
                 format!("no longer trusting key '{name}'"),
@@ -275,7 +275,7 @@ pub fn run(g: &Global, command: TrustCommand) -> Result<(), Error> {
             done(serde_json::to_value(&identity).unwrap_or_default(), text)
         }
         TrustCommand::Identity(IdentityCommand::Rm { name }) => {
-            vault.remove_trust("identity", &name)?;
+            vault.remove_trust("identity", &name, &by)?;
             done(
                 json!({"removed": name}),
                 format!("no longer trusting identity '{name}'"),
@@ -289,7 +289,7 @@ pub fn run(g: &Global, command: TrustCommand) -> Result<(), Error> {
             )
         }
         TrustCommand::Root(RootCommand::Rm { name }) => {
-            vault.remove_trust("root", &name)?;
+            vault.remove_trust("root", &name, &by)?;
             done(
                 json!({"removed": name}),
                 format!("no longer trusting Sigstore root '{name}'"),
@@ -306,7 +306,7 @@ pub fn run(g: &Global, command: TrustCommand) -> Result<(), Error> {
             )
         }
         TrustCommand::Unrequire { pattern } => {
-            vault.remove_trust("requirement", &pattern)?;
+            vault.remove_trust("requirement", &pattern, &by)?;
             done(
                 json!({"removed": pattern}),
                 format!("pushes for {pattern} no longer need verified evidence"),
@@ -319,7 +319,7 @@ pub fn run(g: &Global, command: TrustCommand) -> Result<(), Error> {
 pub fn verify(g: &Global, id: &str) -> Result<std::process::ExitCode, Error> {
     let vault = local(g)?;
     let record = vault.record(id)?;
-    let check = vault.verify_record(&record)?;
+    let check = vault.verify_record(&record, &actor(g)?)?;
     if g.json {
         print_json(&json!({
             "record": record.id,

@@ -18,6 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::index::SqliteIndex;
+use crate::log::state::TOKENS;
 use crate::record::format_time;
 
 /// What a token is for. Least privilege: each role has only the permissions its job needs.
@@ -43,15 +44,18 @@ pub enum Permission {
     ManageTokens,
     /// Vault-wide maintenance: integrity checks (later retention sweeps, backups).
     Maintain,
+    /// Vault-wide history: every log entry, log verification, the access log.
+    Audit,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::Push,
         Permission::Read,
         Permission::Approve,
         Permission::ManageTokens,
         Permission::Maintain,
+        Permission::Audit,
     ];
 
     /// What the permission lets one do, for messages.
@@ -62,6 +66,7 @@ impl Permission {
             Permission::Approve => "recording approvals",
             Permission::ManageTokens => "managing tokens",
             Permission::Maintain => "vault maintenance",
+            Permission::Audit => "auditing the whole vault's history",
         }
     }
 
@@ -69,7 +74,10 @@ impl Permission {
     /// some blueprints never holds such a permission: a scoped admin could otherwise mint itself
     /// an unscoped token.
     pub fn vault_wide(self) -> bool {
-        matches!(self, Permission::ManageTokens | Permission::Maintain)
+        matches!(
+            self,
+            Permission::ManageTokens | Permission::Maintain | Permission::Audit
+        )
     }
 }
 
@@ -90,7 +98,7 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Pusher => permission == Permission::Push,
-            Role::Auditor => permission == Permission::Read,
+            Role::Auditor => matches!(permission, Permission::Read | Permission::Audit),
             Role::Approver => matches!(permission, Permission::Approve | Permission::Read),
         }
     }
@@ -327,7 +335,8 @@ pub fn validate_token_name(name: &str) -> std::result::Result<String, String> {
 pub trait TokenStore: Send + Sync {
     fn insert_token(&self, info: &TokenInfo, secret_hash: &str) -> Result<()>;
     fn tokens(&self) -> Result<Vec<TokenInfo>>;
-    fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<Option<TokenInfo>>;
+    /// Revokes a token (a no-op if it already is), recording `by` as who did it.
+    fn revoke_token(&self, name: &str, at: DateTime<Utc>, by: &str) -> Result<Option<TokenInfo>>;
     /// The token with this secret hash, if any, marking it used at `now` (at most once a minute,
     /// so that reads do not turn into a write per request).
     fn use_token(&self, secret_hash: &str, now: DateTime<Utc>) -> Result<Option<TokenInfo>>;
@@ -357,9 +366,9 @@ const TOKEN_COLUMNS: &str =
 
 impl TokenStore for SqliteIndex {
     fn insert_token(&self, info: &TokenInfo, secret_hash: &str) -> Result<()> {
-        let conn = self.conn()?;
         let scopes =
             serde_json::to_string(&info.scopes).map_err(|e| Error::Internal(e.to_string()))?;
+        self.change(|conn, log| {
         let inserted = conn.execute(
             "INSERT OR IGNORE INTO tokens (name, secret_hash, role, scopes, created_at, created_by, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -379,7 +388,9 @@ impl TokenStore for SqliteIndex {
                 info.name
             )));
         }
+        log.record("token.created", TOKENS, &info.name, &info.created_by, None)?;
         Ok(())
+        })
     }
 
     fn tokens(&self) -> Result<Vec<TokenInfo>> {
@@ -390,19 +401,23 @@ impl TokenStore for SqliteIndex {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<Option<TokenInfo>> {
-        let conn = self.conn()?;
-        conn.execute(
-            "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
-            params![name, format_time(at)],
-        )?;
-        Ok(conn
-            .query_row(
-                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE name = ?1"),
-                params![name],
-                token_from_row,
-            )
-            .optional()?)
+    fn revoke_token(&self, name: &str, at: DateTime<Utc>, by: &str) -> Result<Option<TokenInfo>> {
+        self.change(|conn, log| {
+            if conn.execute(
+                "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                params![name, format_time(at)],
+            )? == 1
+            {
+                log.record("token.revoked", TOKENS, name, by, None)?;
+            }
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE name = ?1"),
+                    params![name],
+                    token_from_row,
+                )
+                .optional()?)
+        })
     }
 
     fn use_token(&self, secret_hash: &str, now: DateTime<Utc>) -> Result<Option<TokenInfo>> {
@@ -465,9 +480,10 @@ mod tests {
                 && Role::Approver.allows(Read)
                 && !Role::Approver.allows(Push)
         );
-        assert!(!Role::Approver.allows(ManageTokens));
+        assert!(!Role::Approver.allows(ManageTokens) && !Role::Approver.allows(Audit));
+        assert!(Role::Auditor.allows(Audit) && !Role::Pusher.allows(Audit));
         assert!(
-            [Push, Read, Approve, ManageTokens]
+            [Push, Read, Approve, ManageTokens, Maintain, Audit]
                 .iter()
                 .all(|p| Role::Admin.allows(*p))
         );
@@ -521,7 +537,7 @@ mod tests {
     #[test]
     fn tokens_authenticate_until_revoked_or_expired() {
         let dir = tempfile::tempdir().unwrap();
-        let index = SqliteIndex::open(&dir.path().join("index.db"), true).unwrap();
+        let index = SqliteIndex::open_with_new_log(&dir.path().join("index.db")).unwrap();
         let now = Utc::now();
         let secret = generate_secret().unwrap();
         let info = TokenInfo {
@@ -558,7 +574,7 @@ mod tests {
             authenticate(&index, &secret, now + Duration::hours(2)).unwrap(),
             Err(AuthFailure::Expired)
         );
-        index.revoke_token("ci", now).unwrap();
+        index.revoke_token("ci", now, "admin").unwrap();
         assert_eq!(
             authenticate(&index, &secret, now).unwrap(),
             Err(AuthFailure::Revoked)

@@ -190,7 +190,7 @@ impl FsBlobStore {
 }
 
 /// Flushes a directory's entries (a rename or a new file in it) to disk.
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io_path("cannot sync directory", dir, e))

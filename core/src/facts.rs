@@ -101,8 +101,9 @@ fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
-/// Inserts a blob's facts inside the push transaction (once per blob).
-pub(crate) fn insert(tx: &Transaction<'_>, digest: &str, facts: &Facts) -> rusqlite::Result<()> {
+/// Inserts a blob's facts inside the push transaction (once per blob); returns whether they
+/// were new.
+pub(crate) fn insert(tx: &Transaction<'_>, digest: &str, facts: &Facts) -> rusqlite::Result<bool> {
     let truncated =
         facts.components.truncated || facts.findings.truncated || facts.statements.truncated;
     let inserted = tx.execute(
@@ -119,7 +120,7 @@ pub(crate) fn insert(tx: &Transaction<'_>, digest: &str, facts: &Facts) -> rusql
         ],
     )?;
     if inserted == 0 {
-        return Ok(());
+        return Ok(false);
     }
     let mut component = tx.prepare_cached(
         "INSERT INTO components (digest, name, version, purl, licenses, hashes) \
@@ -180,7 +181,7 @@ pub(crate) fn insert(tx: &Transaction<'_>, digest: &str, facts: &Facts) -> rusql
             ],
         )?;
     }
-    Ok(())
+    Ok(true)
 }
 
 fn from_json<T: serde::de::DeserializeOwned + Default>(text: Option<String>) -> T {

@@ -5,7 +5,7 @@
 //! binary and applied on open). A PostgreSQL backend implements the same trait.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use chrono::Utc;
 use rusqlite::types::Value;
@@ -13,6 +13,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_fro
 
 use crate::error::{Error, Result};
 use crate::facts::Facts;
+use crate::log::Appender;
+use crate::log::note::LogSigner;
+use crate::log::state::{BLOBS, RECORDS};
 use crate::record::{Blueprint, Cursor, Record, RecordFilter, format_time};
 use crate::verification::{Verification, VerificationStatus};
 
@@ -98,6 +101,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "trust",
         sql: include_str!("../migrations/0004_trust.sql"),
     },
+    Migration {
+        version: 5,
+        name: "log",
+        sql: include_str!("../migrations/0005_log.sql"),
+    },
 ];
 
 /// The index schema version this build writes.
@@ -107,6 +115,9 @@ pub fn schema_version() -> i64 {
 
 pub struct SqliteIndex {
     conn: Mutex<Connection>,
+    /// The key that signs the log's checkpoints, or why there is none to use; every change
+    /// needs it (see [`crate::log`]).
+    signer: OnceLock<std::result::Result<LogSigner, String>>,
 }
 
 impl SqliteIndex {
@@ -124,6 +135,7 @@ impl SqliteIndex {
         migrate(&mut conn)?;
         Ok(SqliteIndex {
             conn: Mutex::new(conn),
+            signer: OnceLock::new(),
         })
     }
 
@@ -131,6 +143,49 @@ impl SqliteIndex {
         self.conn
             .lock()
             .map_err(|_| Error::Internal("index connection lock poisoned".into()))
+    }
+
+    /// A new index with a started log and a fresh key, for tests.
+    #[cfg(test)]
+    pub(crate) fn open_with_new_log(path: &Path) -> Result<Self> {
+        let index = Self::open(path, true)?;
+        let signer = LogSigner::generate("evault/test").map_err(Error::Internal)?;
+        crate::log::LogStore::log_adopt(&index, &signer, "test")?;
+        index.set_log_signer(Ok(signer));
+        Ok(index)
+    }
+
+    /// Sets the key that signs checkpoints, or why changes cannot be made (once; later calls
+    /// are ignored).
+    pub fn set_log_signer(&self, signer: std::result::Result<LogSigner, String>) {
+        let _ = self.signer.set(signer);
+    }
+
+    /// The log signing key, or the error every change fails with without one.
+    pub(crate) fn signer(&self) -> Result<&LogSigner> {
+        match self.signer.get() {
+            Some(Ok(signer)) => Ok(signer),
+            Some(Err(why)) => Err(Error::Integrity(why.clone())),
+            None => Err(Error::Internal(
+                "the index was opened without its log signing key".into(),
+            )),
+        }
+    }
+
+    /// Runs `change` in one immediate transaction with a log appender: the change and its log
+    /// entries (and the new signed checkpoint) commit together or not at all.
+    pub(crate) fn change<T>(
+        &self,
+        change: impl FnOnce(&rusqlite::Transaction<'_>, &mut Appender<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let signer = self.signer()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut appender = Appender::begin(&tx, signer)?;
+        let out = change(&tx, &mut appender)?;
+        appender.finish()?;
+        tx.commit()?;
+        Ok(out)
     }
 }
 
@@ -301,19 +356,38 @@ impl MetadataIndex for SqliteIndex {
         records: &[Record],
         verifications: &[(String, Vec<String>)],
     ) -> Result<Vec<(Record, Status)>> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now = format_time(Utc::now());
-        let mut out = Vec::with_capacity(records.len());
-        {
-            let mut insert_blob = tx.prepare_cached(
-                "INSERT OR IGNORE INTO blobs (digest, size, stored_size, created_at) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for b in blobs {
-                insert_blob.execute(params![b.digest, b.size as i64, b.stored_size as i64, now])?;
+        let actor = records.first().map_or("evault", |r| r.producer.as_str());
+        self.change(|tx, log| {
+            let now = format_time(Utc::now());
+            let mut out = Vec::with_capacity(records.len());
+            let mut new_blobs = Vec::new();
+            {
+                let mut insert_blob = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO blobs (digest, size, stored_size, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for b in blobs {
+                    if insert_blob.execute(params![
+                        b.digest,
+                        b.size as i64,
+                        b.stored_size as i64,
+                        now
+                    ])? == 1
+                    {
+                        new_blobs.push(b.digest.as_str());
+                    }
+                }
             }
+            let mut new_facts = Vec::new();
             for (digest, f) in facts {
-                crate::facts::insert(&tx, digest, f)?;
+                if crate::facts::insert(tx, digest, f)? {
+                    new_facts.push(digest.as_str());
+                }
+            }
+            for digest in &new_blobs {
+                log.record("blob.stored", BLOBS, digest, actor, None)?;
+            }
+            for digest in new_facts.iter().filter(|d| !new_blobs.contains(d)) {
+                log.record("blob.facts", BLOBS, digest, actor, None)?;
             }
             let mut insert_record = tx.prepare_cached(
                 "INSERT OR IGNORE INTO records (id, digest, kind, format, format_version, predicate_type, \
@@ -345,25 +419,35 @@ impl MetadataIndex for SqliteIndex {
                     r.producer,
                     r.ingested_at,
                     r.source_path,
-                ])?;
-                if inserted == 1 {
+                ])? == 1;
+                if inserted {
                     for s in &r.subjects {
                         insert_subject.execute(params![r.id, s])?;
                     }
                 }
                 // The verdict is the one just reached under the trust in force, for a record
-                // already present too.
+                // already present too (logged only when it changed).
+                let mut reverified = false;
                 if let Some(v) = &r.verification {
                     let steps = verifications
                         .iter()
                         .find(|(id, _)| id == &r.id)
                         .map(|(_, steps)| steps.as_slice())
                         .unwrap_or_default();
-                    crate::trust::write_verification(&tx, &r.id, v, steps, true)?;
+                    reverified = crate::trust::write_verification(tx, &r.id, v, steps, !inserted)?;
                 }
-                if inserted == 1 {
+                if inserted {
+                    let kind = if r.kind == evault_schema::Kind::Approval {
+                        "approval.recorded"
+                    } else {
+                        "record.ingested"
+                    };
+                    log.record(kind, RECORDS, &r.id, &r.producer, None)?;
                     out.push((r.clone(), Status::Created));
                 } else {
+                    if reverified {
+                        log.record("record.verified", RECORDS, &r.id, &r.producer, None)?;
+                    }
                     let stored = select.query_row(params![r.id], record_from_row)?;
                     out.push((stored, Status::Present));
                 }
@@ -393,16 +477,21 @@ impl MetadataIndex for SqliteIndex {
                         .unwrap_or("?")
                 );
                 for subject in &r.subjects {
-                    tx.execute(
-                        "UPDATE record_verification SET status = 'verified', verified_by = ?2, reason = NULL \
-                         WHERE status = 'unsigned' AND record_id IN (SELECT id FROM records WHERE digest = ?1)",
-                        params![subject, by],
-                    )?;
+                    let vouched: Vec<String> = tx
+                        .prepare_cached(
+                            "UPDATE record_verification SET status = 'verified', verified_by = ?2, reason = NULL \
+                             WHERE status = 'unsigned' AND record_id IN (SELECT id FROM records WHERE digest = ?1) \
+                             RETURNING record_id",
+                        )?
+                        .query_map(params![subject, by], |row| row.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    for id in vouched {
+                        log.record("record.verified", RECORDS, &id, &r.producer, None)?;
+                    }
                 }
             }
-        }
-        tx.commit()?;
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn record(&self, id: &str) -> Result<Option<Record>> {
@@ -553,7 +642,7 @@ mod tests {
     #[test]
     fn push_is_idempotent_and_queries_filter() {
         let dir = tempfile::tempdir().unwrap();
-        let index = SqliteIndex::open(&dir.path().join("index.db"), true).unwrap();
+        let index = SqliteIndex::open_with_new_log(&dir.path().join("index.db")).unwrap();
         let digest = format!("sha256:{}", "1".repeat(64));
         let blob = BlobRow {
             digest: digest.clone(),
@@ -635,11 +724,78 @@ mod tests {
     #[test]
     fn a_failed_transaction_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let index = SqliteIndex::open(&dir.path().join("index.db"), true).unwrap();
+        let index = SqliteIndex::open_with_new_log(&dir.path().join("index.db")).unwrap();
         let digest = format!("sha256:{}", "2".repeat(64));
         // The record's blob row is missing: the foreign key fails the whole push.
         let err = index.commit_push(&[], &[], &[sample(&digest, "1")], &[]);
         assert!(err.is_err());
         assert_eq!(index.stats().unwrap(), IndexStats::default());
+        let conn = index.conn().unwrap();
+        assert_eq!(
+            crate::log::size(&conn).unwrap(),
+            0,
+            "no entry without its change"
+        );
+        let checkpoints: i64 = conn
+            .query_row("SELECT count(*) FROM log_checkpoints", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(checkpoints, 1, "only the empty tree's");
+    }
+
+    #[test]
+    fn every_change_appends_its_entries_and_a_checkpoint_or_nothing_happens() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SqliteIndex::open_with_new_log(&dir.path().join("index.db")).unwrap();
+        let digest = format!("sha256:{}", "3".repeat(64));
+        let blob = BlobRow {
+            digest: digest.clone(),
+            size: 10,
+            stored_size: 9,
+        };
+        let a = sample(&digest, "1");
+        index
+            .commit_push(
+                std::slice::from_ref(&blob),
+                &[],
+                std::slice::from_ref(&a),
+                &[],
+            )
+            .unwrap();
+        let conn = index.conn().unwrap();
+        let entries: Vec<(String, String)> = conn
+            .prepare("SELECT subject, entry FROM log_entries ORDER BY idx")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].0, format!("blob/{digest}"));
+        assert_eq!(entries[1].0, format!("record/{}", a.id));
+        let entry: serde_json::Value = serde_json::from_str(&entries[1].1).unwrap();
+        assert_eq!(entry["type"], "record.ingested");
+        assert_eq!(entry["state"]["git_sha"], a.git_sha.as_str());
+        assert_eq!(entry["actor"], "ci");
+        let latest = crate::log::latest_checkpoint(&conn).unwrap().unwrap();
+        assert_eq!(latest.size, 2);
+        drop(conn);
+
+        // Without its signing key the index changes nothing.
+        let path = dir.path().join("index.db");
+        drop(index);
+        let unsigned = SqliteIndex::open(&path, false).unwrap();
+        unsigned.set_log_signer(Err("no key here".into()));
+        let b = sample(&digest, "2");
+        let err = unsigned
+            .commit_push(
+                std::slice::from_ref(&blob),
+                &[],
+                std::slice::from_ref(&b),
+                &[],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("no key here"), "{err}");
+        assert_eq!(unsigned.stats().unwrap().records, 1);
+        assert_eq!(crate::log::size(&unsigned.conn().unwrap()).unwrap(), 2);
     }
 }

@@ -10,6 +10,7 @@
 //! that need no IO live in `evault-schema` (what a file is) and `evault-retention` (how long it
 //! is kept).
 
+pub mod access;
 pub mod auth;
 pub mod blob;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod facts;
 pub mod index;
 pub mod ingest;
+pub mod log;
 pub mod record;
 pub mod summary;
 pub mod trust;

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::index::SqliteIndex;
+use crate::log::state::{
+    RECORDS, TRUST_IDENTITIES, TRUST_KEYS, TRUST_REQUIREMENTS, TRUST_ROOTS, Table,
+};
 use crate::record::format_time;
 use crate::verification::{Verification, VerificationStatus};
 
@@ -60,17 +63,17 @@ pub struct Requirement {
 pub trait TrustStore: Send + Sync {
     fn add_key(&self, key: &TrustedKeyInfo) -> Result<()>;
     fn keys(&self) -> Result<Vec<TrustedKeyInfo>>;
-    fn remove_key(&self, name: &str) -> Result<bool>;
+    fn remove_key(&self, name: &str, by: &str) -> Result<bool>;
     fn add_identity(&self, identity: &TrustedIdentityInfo) -> Result<()>;
     fn identities(&self) -> Result<Vec<TrustedIdentityInfo>>;
-    fn remove_identity(&self, name: &str) -> Result<bool>;
+    fn remove_identity(&self, name: &str, by: &str) -> Result<bool>;
     /// Adds or replaces a trusted root.
     fn set_root(&self, root: &TrustedRootInfo) -> Result<()>;
     fn roots(&self) -> Result<Vec<TrustedRootInfo>>;
-    fn remove_root(&self, name: &str) -> Result<bool>;
+    fn remove_root(&self, name: &str, by: &str) -> Result<bool>;
     fn add_requirement(&self, requirement: &Requirement) -> Result<()>;
     fn requirements(&self) -> Result<Vec<Requirement>>;
-    fn remove_requirement(&self, pattern: &str) -> Result<bool>;
+    fn remove_requirement(&self, pattern: &str, by: &str) -> Result<bool>;
     /// The stored verification of a record, with its chain of reasoning.
     fn verification(&self, record_id: &str) -> Result<Option<(Verification, Vec<String>)>>;
     /// Replaces the stored verification of a record.
@@ -79,6 +82,7 @@ pub trait TrustStore: Send + Sync {
         record_id: &str,
         verification: &Verification,
         steps: &[String],
+        by: &str,
     ) -> Result<()>;
     /// Ids of verified detached-signature records whose subjects include `digest`, with who
     /// they were verified by.
@@ -97,39 +101,72 @@ fn conflict(what: &str, name: &str) -> Error {
     Error::Conflict(format!("a trusted {what} named '{name}' already exists"))
 }
 
-/// Writes a verification row inside a transaction (used by pushes and by `evault verify`).
+/// Writes a record's verdict inside a transaction (used by pushes and by `evault verify`).
+/// With `only_if_changed`, a verdict identical to the stored one (status, by, reason, steps) is
+/// left as it is, check time included. Returns whether the row was written.
 pub(crate) fn write_verification(
     conn: &rusqlite::Connection,
     record_id: &str,
     verification: &Verification,
     steps: &[String],
-    replace: bool,
-) -> rusqlite::Result<()> {
-    let verb = if replace {
-        "INSERT OR REPLACE"
-    } else {
-        "INSERT OR IGNORE"
-    };
-    conn.execute(
-        &format!(
-            "{verb} INTO record_verification (record_id, status, verified_by, reason, steps, checked_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-        ),
-        params![
-            record_id,
-            verification.status.as_str(),
-            verification.by,
-            verification.reason,
-            json_list(steps),
-            format_time(Utc::now())
-        ],
-    )?;
-    Ok(())
+    only_if_changed: bool,
+) -> rusqlite::Result<bool> {
+    let steps = json_list(steps);
+    if only_if_changed {
+        let same: Option<i64> = conn
+            .prepare_cached(
+                "SELECT 1 FROM record_verification WHERE record_id = ?1 AND status = ?2 \
+                 AND verified_by IS ?3 AND reason IS ?4 AND steps = ?5",
+            )?
+            .query_row(
+                params![
+                    record_id,
+                    verification.status.as_str(),
+                    verification.by,
+                    verification.reason,
+                    steps
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if same.is_some() {
+            return Ok(false);
+        }
+    }
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO record_verification (record_id, status, verified_by, reason, \
+         steps, checked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        record_id,
+        verification.status.as_str(),
+        verification.by,
+        verification.reason,
+        steps,
+        format_time(Utc::now())
+    ])?;
+    Ok(true)
+}
+
+impl SqliteIndex {
+    /// Deletes one trust row and logs it; whether it existed.
+    fn remove(&self, table: Table, kind: &str, key: &str, by: &str) -> Result<bool> {
+        self.change(|conn, log| {
+            let removed = conn.execute(
+                &format!("DELETE FROM {} WHERE {} = ?1", table.table, table.key),
+                params![key],
+            )? > 0;
+            if removed {
+                log.record(kind, table, key, by, None)?;
+            }
+            Ok(removed)
+        })
+    }
 }
 
 impl TrustStore for SqliteIndex {
     fn add_key(&self, key: &TrustedKeyInfo) -> Result<()> {
-        let conn = self.conn()?;
+        self.change(|conn, log| {
         let by_fingerprint: Option<String> = conn
             .query_row(
                 "SELECT name FROM trust_keys WHERE fingerprint = ?1",
@@ -159,7 +196,9 @@ impl TrustStore for SqliteIndex {
         if n == 0 {
             return Err(conflict("key", &key.name));
         }
+        log.record("trust.key.added", TRUST_KEYS, &key.name, &key.created_by, None)?;
         Ok(())
+        })
     }
 
     fn keys(&self) -> Result<Vec<TrustedKeyInfo>> {
@@ -181,15 +220,13 @@ impl TrustStore for SqliteIndex {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn remove_key(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .conn()?
-            .execute("DELETE FROM trust_keys WHERE name = ?1", params![name])?
-            > 0)
+    fn remove_key(&self, name: &str, by: &str) -> Result<bool> {
+        self.remove(TRUST_KEYS, "trust.key.removed", name, by)
     }
 
     fn add_identity(&self, identity: &TrustedIdentityInfo) -> Result<()> {
-        let n = self.conn()?.execute(
+        self.change(|conn, log| {
+        let n = conn.execute(
             "INSERT OR IGNORE INTO trust_identities (name, san, san_is_regex, issuer, scopes, created_at, created_by) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -205,7 +242,15 @@ impl TrustStore for SqliteIndex {
         if n == 0 {
             return Err(conflict("identity", &identity.name));
         }
+        log.record(
+            "trust.identity.added",
+            TRUST_IDENTITIES,
+            &identity.name,
+            &identity.created_by,
+            None,
+        )?;
         Ok(())
+        })
     }
 
     fn identities(&self) -> Result<Vec<TrustedIdentityInfo>> {
@@ -227,19 +272,19 @@ impl TrustStore for SqliteIndex {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn remove_identity(&self, name: &str) -> Result<bool> {
-        Ok(self.conn()?.execute(
-            "DELETE FROM trust_identities WHERE name = ?1",
-            params![name],
-        )? > 0)
+    fn remove_identity(&self, name: &str, by: &str) -> Result<bool> {
+        self.remove(TRUST_IDENTITIES, "trust.identity.removed", name, by)
     }
 
     fn set_root(&self, root: &TrustedRootInfo) -> Result<()> {
-        self.conn()?.execute(
-            "INSERT OR REPLACE INTO trust_roots (name, document, created_at, created_by) VALUES (?1, ?2, ?3, ?4)",
-            params![root.name, root.document, root.created_at, root.created_by],
-        )?;
-        Ok(())
+        self.change(|conn, log| {
+            conn.execute(
+                "INSERT OR REPLACE INTO trust_roots (name, document, created_at, created_by) VALUES (?1, ?2, ?3, ?4)",
+                params![root.name, root.document, root.created_at, root.created_by],
+            )?;
+            log.record("trust.root.set", TRUST_ROOTS, &root.name, &root.created_by, None)?;
+            Ok(())
+        })
     }
 
     fn roots(&self) -> Result<Vec<TrustedRootInfo>> {
@@ -258,15 +303,13 @@ impl TrustStore for SqliteIndex {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn remove_root(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .conn()?
-            .execute("DELETE FROM trust_roots WHERE name = ?1", params![name])?
-            > 0)
+    fn remove_root(&self, name: &str, by: &str) -> Result<bool> {
+        self.remove(TRUST_ROOTS, "trust.root.removed", name, by)
     }
 
     fn add_requirement(&self, requirement: &Requirement) -> Result<()> {
-        let n = self.conn()?.execute(
+        self.change(|conn, log| {
+        let n = conn.execute(
             "INSERT OR IGNORE INTO trust_requirements (pattern, created_at, created_by) VALUES (?1, ?2, ?3)",
             params![requirement.pattern, requirement.created_at, requirement.created_by],
         )?;
@@ -276,7 +319,15 @@ impl TrustStore for SqliteIndex {
                 requirement.pattern
             )));
         }
+        log.record(
+            "trust.requirement.added",
+            TRUST_REQUIREMENTS,
+            &requirement.pattern,
+            &requirement.created_by,
+            None,
+        )?;
         Ok(())
+        })
     }
 
     fn requirements(&self) -> Result<Vec<Requirement>> {
@@ -294,11 +345,8 @@ impl TrustStore for SqliteIndex {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn remove_requirement(&self, pattern: &str) -> Result<bool> {
-        Ok(self.conn()?.execute(
-            "DELETE FROM trust_requirements WHERE pattern = ?1",
-            params![pattern],
-        )? > 0)
+    fn remove_requirement(&self, pattern: &str, by: &str) -> Result<bool> {
+        self.remove(TRUST_REQUIREMENTS, "trust.requirement.removed", pattern, by)
     }
 
     fn verification(&self, record_id: &str) -> Result<Option<(Verification, Vec<String>)>> {
@@ -327,10 +375,13 @@ impl TrustStore for SqliteIndex {
         record_id: &str,
         verification: &Verification,
         steps: &[String],
+        by: &str,
     ) -> Result<()> {
-        let conn = self.conn()?;
-        write_verification(&conn, record_id, verification, steps, true)?;
-        Ok(())
+        self.change(|conn, log| {
+            write_verification(conn, record_id, verification, steps, false)?;
+            log.record("record.verified", RECORDS, record_id, by, None)?;
+            Ok(())
+        })
     }
 
     fn vouchers(&self, digest: &str) -> Result<Vec<(String, String)>> {

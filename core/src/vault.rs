@@ -15,6 +15,11 @@ use crate::error::{Error, Result};
 use crate::facts::FactStore;
 use crate::index::{BlobRow, IndexStats, MetadataIndex, SqliteIndex};
 use crate::ingest::{self, PushOutcome, PushProgress, PushRequest};
+use crate::log::check::LogReport;
+use crate::log::note::{LogSigner, LogVerifier};
+use crate::log::{
+    self, CheckpointView, ConsistencyProof, InclusionProof, LogEntry, LogKey, LogStore,
+};
 use crate::record::{Cursor, Record, RecordFilter, RecordView};
 use crate::trust::{Requirement, TrustStore, TrustedIdentityInfo, TrustedKeyInfo, TrustedRootInfo};
 use crate::verification::{self, Check, Trust};
@@ -37,9 +42,9 @@ pub struct Vault {
 }
 
 /// Everything the vault keeps in its index: records and blobs, tokens, facts and trust.
-pub trait Index: MetadataIndex + TokenStore + FactStore + TrustStore {}
+pub trait Index: MetadataIndex + TokenStore + FactStore + TrustStore + LogStore {}
 
-impl<T: MetadataIndex + TokenStore + FactStore + TrustStore> Index for T {}
+impl<T: MetadataIndex + TokenStore + FactStore + TrustStore + LogStore> Index for T {}
 
 /// Everything trusted: keys, identities, Sigstore roots, requirements.
 pub type TrustListing = (
@@ -99,6 +104,8 @@ pub struct FsckReport {
     pub records: u64,
     /// Problems that mean evidence is damaged or missing.
     pub problems: Vec<FsckProblem>,
+    /// Where the index disagrees with the tamper-evident log (see `evault log verify`).
+    pub log_problems: Vec<String>,
     /// Blob files no record references (left by an interrupted push); harmless.
     pub unreferenced_blobs: Vec<String>,
 }
@@ -137,6 +144,12 @@ impl Vault {
     /// the one there. Returns whether it was created.
     pub fn init(dir: &Path) -> Result<(Vault, bool)> {
         if dir.join(INDEX_FILE).exists() {
+            // A vault from before the log gets its key now; opening it starts the log.
+            let index = SqliteIndex::open(&dir.join(INDEX_FILE), false)?;
+            if index.log_identity()?.is_none() {
+                create_log_key(dir)?;
+            }
+            drop(index);
             return Ok((Vault::open(dir)?, false));
         }
         fs::create_dir_all(dir).map_err(|e| Error::io_path("cannot create", dir, e))?;
@@ -152,6 +165,7 @@ impl Vault {
             config.storage.zstd_level,
         );
         store.create()?;
+        create_log_key(dir)?;
         // The index file is created last: its existence is what marks a vault.
         SqliteIndex::open(&dir.join(INDEX_FILE), true)?;
         Ok((Vault::open(dir)?, true))
@@ -174,6 +188,7 @@ impl Vault {
             config.storage.zstd_level,
         );
         let index = SqliteIndex::open(&index_path, false)?;
+        start_log(dir, &index)?;
         Ok(Vault {
             dir: dir.to_path_buf(),
             config,
@@ -388,9 +403,9 @@ impl Vault {
     }
 
     /// Revokes a token (revoking twice is harmless); returns it as now stored.
-    pub fn revoke_token(&self, name: &str) -> Result<TokenInfo> {
+    pub fn revoke_token(&self, name: &str, by: &str) -> Result<TokenInfo> {
         self.index
-            .revoke_token(name, Utc::now())?
+            .revoke_token(name, Utc::now(), by)?
             .ok_or_else(|| Error::NotFound(format!("no token named '{name}'")))
     }
 
@@ -509,12 +524,12 @@ impl Vault {
     }
 
     /// Removes a trusted key, identity, root or requirement (`what` is one of those words).
-    pub fn remove_trust(&self, what: &str, name: &str) -> Result<()> {
+    pub fn remove_trust(&self, what: &str, name: &str, by: &str) -> Result<()> {
         let removed = match what {
-            "key" => self.index.remove_key(name)?,
-            "identity" => self.index.remove_identity(name)?,
-            "root" => self.index.remove_root(name)?,
-            "requirement" => self.index.remove_requirement(name)?,
+            "key" => self.index.remove_key(name, by)?,
+            "identity" => self.index.remove_identity(name, by)?,
+            "root" => self.index.remove_root(name, by)?,
+            "requirement" => self.index.remove_requirement(name, by)?,
             other => return Err(Error::Internal(format!("unknown trust item {other}"))),
         };
         if removed {
@@ -526,7 +541,7 @@ impl Vault {
 
     /// Re-verifies a record under the trust in force now, stores and returns the verdict with
     /// its chain of reasoning.
-    pub fn verify_record(&self, record: &Record) -> Result<Check> {
+    pub fn verify_record(&self, record: &Record, by: &str) -> Result<Check> {
         let trust = load_trust(self.index.as_ref())?;
         let digest: Digest = record.digest.parse().map_err(Error::Internal)?;
         let row = self.blob(&digest)?;
@@ -540,7 +555,7 @@ impl Vault {
         let vouchers = self.index.vouchers(&record.digest)?;
         let check = verification::check(record, bytes.as_deref(), &trust, &vouchers, Utc::now());
         self.index
-            .set_verification(&record.id, &check.verification, &check.steps)?;
+            .set_verification(&record.id, &check.verification, &check.steps, by)?;
         Ok(check)
     }
 
@@ -556,6 +571,14 @@ impl Vault {
     /// Checks every blob against its digest and recorded size, and that every blob file is
     /// accounted for. `progress` is called after each blob with (done, total).
     pub fn fsck(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<FsckReport> {
+        let mut report = self.fsck_blobs(progress)?;
+        let log = self.verify_log(&LogVerifyOptions::default(), &mut |_, _, _| {})?;
+        report.log_problems = log.problems;
+        Ok(report)
+    }
+
+    /// The blob half of [`Vault::fsck`].
+    fn fsck_blobs(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<FsckReport> {
         let rows = self.index.blobs()?;
         let mut report = FsckReport {
             records: self.index.stats()?.records,
@@ -586,6 +609,286 @@ impl Vault {
                 report.unreferenced_blobs.push(name);
             }
         }
+        Ok(report)
+    }
+}
+
+/// Creates the log signing key file (mode 0600) unless one is there: a key left by an
+/// interrupted `init` is kept, and adopted when the vault opens.
+fn create_log_key(dir: &Path) -> Result<()> {
+    let path = dir.join(log::KEY_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    let signer =
+        LogSigner::generate(&format!("evault/{}", hex::encode(id))).map_err(Error::Internal)?;
+    let tmp = dir.join(format!("{}.tmp", log::KEY_FILE));
+    let _ = fs::remove_file(&tmp);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&tmp)
+        .map_err(|e| Error::io_path("cannot create", &tmp, e))?;
+    file.write_all(format!("{}\n", signer.to_text()).as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io_path("cannot write", &tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| Error::io_path("cannot create", &path, e))?;
+    crate::blob::sync_dir(dir)?;
+    Ok(())
+}
+
+/// Reads the log signing key file: `Ok(None)` if there is none.
+fn read_log_key(path: &Path) -> std::result::Result<Option<LogSigner>, String> {
+    match fs::read_to_string(path) {
+        Ok(text) => LogSigner::from_text(&text)
+            .map(Some)
+            .map_err(|e| format!("the log signing key {} is unusable: {e}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "cannot read the log signing key {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Gives the index its signing key, starting the log if the key is new; without a usable key
+/// the vault opens read-only and every change fails saying why.
+fn start_log(dir: &Path, index: &SqliteIndex) -> Result<()> {
+    let path = dir.join(log::KEY_FILE);
+    let signer = match (index.log_identity()?, read_log_key(&path)) {
+        (_, Err(e)) => Err(e),
+        (Some((_, vkey)), Ok(Some(signer))) => {
+            if signer.verifier().to_vkey() == vkey {
+                Ok(signer)
+            } else {
+                let recorded = LogVerifier::from_vkey(&vkey)
+                    .map(|v| v.key_id())
+                    .unwrap_or_else(|_| "?".into());
+                Err(format!(
+                    "the log signing key {} (key {}) is not the key this vault's log is signed \
+                     with (key {recorded}): restore the original key; `evault log verify` \
+                     reports the details",
+                    path.display(),
+                    signer.verifier().key_id()
+                ))
+            }
+        }
+        (Some((_, vkey)), Ok(None)) => Err(format!(
+            "the log signing key {} is missing: restore it from a backup (the log is signed \
+             with {vkey}); until then the vault can be read but not changed",
+            path.display()
+        )),
+        (None, Ok(Some(signer))) => {
+            index.log_adopt(&signer, "evault")?;
+            Ok(signer)
+        }
+        (None, Ok(None)) => Err(format!(
+            "this vault has no log signing key yet (it predates the tamper-evident log): run \
+             `evault init --data-dir {}` once to create it and record the vault's current state",
+            dir.display()
+        )),
+    };
+    index.set_log_signer(signer);
+    Ok(())
+}
+
+/// What `evault log verify` is given besides the vault.
+#[derive(Debug, Clone, Default)]
+pub struct LogVerifyOptions {
+    /// An older signed checkpoint (the note's text) the log must still be consistent with.
+    pub old_checkpoint: Option<String>,
+    /// The verifier key the log must be signed with, from outside the vault.
+    pub pinned_key: Option<String>,
+    /// Also read every blob and check it against its digest and size.
+    pub blobs: bool,
+}
+
+fn hexes(hashes: &[log::merkle::Hash]) -> Vec<String> {
+    hashes.iter().map(hex::encode).collect()
+}
+
+impl Vault {
+    /// Whether the vault can record changes: `Err` says why not (its log signing key is
+    /// missing, unreadable or not the key its log is signed with).
+    pub fn writable(&self) -> Result<()> {
+        self.index.log_writable()
+    }
+
+    /// Who signs the log.
+    pub fn log_key(&self) -> Result<LogKey> {
+        let (origin, vkey) = self.index.log_identity()?.ok_or_else(|| {
+            Error::NotFound("this vault's log is not started; run `evault init`".into())
+        })?;
+        let verifier = LogVerifier::from_vkey(&vkey)
+            .map_err(|e| Error::Integrity(format!("the recorded log key is unusable: {e}")))?;
+        Ok(LogKey {
+            origin,
+            algorithm: "ed25519".into(),
+            key_id: verifier.key_id(),
+            public_key: base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                verifier.public_key(),
+            ),
+            vkey,
+        })
+    }
+
+    fn log_verifier(&self) -> Result<LogVerifier> {
+        LogVerifier::from_vkey(&self.log_key()?.vkey)
+            .map_err(|e| Error::Integrity(format!("the recorded log key is unusable: {e}")))
+    }
+
+    /// Checks a stored checkpoint's signature and that the stored tree has its root: what is
+    /// served is always what the log holds (`O(log n)` reads).
+    fn checked_checkpoint(&self, stored: log::StoredCheckpoint) -> Result<CheckpointView> {
+        let cp = self.log_verifier()?.open(&stored.note).map_err(|e| {
+            Error::Integrity(format!(
+                "the stored checkpoint at {} entries: {e}",
+                stored.size
+            ))
+        })?;
+        if cp.size != stored.size || cp.root != self.index.log_root(cp.size)? {
+            return Err(Error::Integrity(format!(
+                "the stored checkpoint at {} entries does not match the log; run `evault log verify`",
+                stored.size
+            )));
+        }
+        Ok(CheckpointView {
+            origin: cp.origin,
+            size: cp.size,
+            root_hash: hex::encode(cp.root),
+            signed_at: stored.signed_at,
+            note: stored.note,
+        })
+    }
+
+    /// The newest signed checkpoint.
+    pub fn log_checkpoint(&self) -> Result<CheckpointView> {
+        let stored = self.index.log_latest_checkpoint()?.ok_or_else(|| {
+            Error::NotFound("this vault's log has no checkpoint yet; run `evault init`".into())
+        })?;
+        self.checked_checkpoint(stored)
+    }
+
+    /// The inclusion proof of a record's ingestion entry against the newest checkpoint. The
+    /// record must be visible under `scopes` (empty: all).
+    pub fn log_prove(&self, id_or_prefix: &str, scopes: &[String]) -> Result<InclusionProof> {
+        let record = self.record_in_scope(id_or_prefix, scopes)?;
+        let subject = log::state::RECORDS.subject(&record.id);
+        let index = self.index.log_first_entry(&subject)?.ok_or_else(|| {
+            Error::Integrity(format!(
+                "record {} has no log entry; run `evault log verify`",
+                record.id
+            ))
+        })?;
+        let checkpoint = self.log_checkpoint()?;
+        let entry = self
+            .index
+            .log_entry(index)?
+            .ok_or_else(|| Error::Integrity(format!("log entry {index} is missing")))?;
+        let proof = self.index.log_inclusion_proof(index, checkpoint.size)?;
+        let leaf = log::merkle::leaf_hash(entry.as_bytes());
+        let root = self.index.log_root(checkpoint.size)?;
+        log::merkle::verify_inclusion(index, checkpoint.size, &leaf, &proof, &root).map_err(
+            |e| {
+                Error::Integrity(format!(
+                    "the stored log does not prove entry {index} ({e}); run `evault log verify`"
+                ))
+            },
+        )?;
+        Ok(InclusionProof {
+            record_id: record.id,
+            log_index: index,
+            tree_size: checkpoint.size,
+            entry,
+            leaf_hash: hex::encode(leaf),
+            hashes: hexes(&proof),
+            root_hash: checkpoint.root_hash,
+            checkpoint: checkpoint.note,
+        })
+    }
+
+    /// The consistency proof from the tree of `from` entries to that of `to` (default: the
+    /// newest checkpoint), which must have been signed.
+    pub fn log_consistency(&self, from: u64, to: Option<u64>) -> Result<ConsistencyProof> {
+        let checkpoint = match to {
+            None => self.log_checkpoint()?,
+            Some(size) => {
+                let stored = self.index.log_checkpoint_at(size)?.ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "no checkpoint was signed at {size} entries; leave out the target size \
+                         to prove consistency with the newest checkpoint"
+                    ))
+                })?;
+                self.checked_checkpoint(stored)?
+            }
+        };
+        if from > checkpoint.size {
+            return Err(Error::Invalid(format!(
+                "cannot prove consistency from {from} entries: the log holds {} at that checkpoint",
+                checkpoint.size
+            )));
+        }
+        let proof = self.index.log_consistency_proof(from, checkpoint.size)?;
+        Ok(ConsistencyProof {
+            from,
+            to: checkpoint.size,
+            hashes: hexes(&proof),
+            from_root_hash: hex::encode(self.index.log_root(from)?),
+            root_hash: checkpoint.root_hash,
+            checkpoint: checkpoint.note,
+        })
+    }
+
+    /// Up to `limit` entries from index `start`.
+    pub fn log_entries(&self, start: u64, limit: u64) -> Result<Vec<LogEntry>> {
+        Ok(self
+            .index
+            .log_entries(start, limit)?
+            .into_iter()
+            .map(|(index, entry)| LogEntry { index, entry })
+            .collect())
+    }
+
+    /// Recomputes the log, checks its signatures (and an older checkpoint), compares every
+    /// object in the index with its newest entry and, with `options.blobs`, every blob's bytes
+    /// with its digest. `progress` hears (phase, done, total).
+    pub fn verify_log(
+        &self,
+        options: &LogVerifyOptions,
+        progress: &mut dyn FnMut(&str, u64, u64),
+    ) -> Result<LogReport> {
+        let pinned = options
+            .pinned_key
+            .as_deref()
+            .map(LogVerifier::from_vkey)
+            .transpose()
+            .map_err(|e| Error::Invalid(format!("invalid --key: {e}")))?;
+        let key_file = match read_log_key(&self.dir.join(log::KEY_FILE)) {
+            Ok(Some(signer)) => Some(Ok(signer.verifier())),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        };
+        let anchors = log::check::Anchors {
+            pinned: pinned.as_ref(),
+            key_file,
+            old_checkpoint: options.old_checkpoint.as_deref(),
+        };
+        let mut problems = log::check::Problems::default();
+        let mut report = self.index.log_verify(&anchors, &mut problems, progress)?;
+        if options.blobs {
+            let blobs = self.fsck_blobs(&mut |done, total| progress("blobs", done, total))?;
+            report.blobs_checked = blobs.blobs_checked;
+            report.bytes_checked = blobs.bytes_checked;
+            for p in blobs.problems {
+                problems.add("blobs", p.detail);
+            }
+        }
+        report.problems = problems.into_vec();
         Ok(report)
     }
 }

@@ -2,7 +2,7 @@
 //! built here from the RFC's recursive definitions (MTH and PATH, §2.1), plus the known-answer
 //! roots of the eight-leaf tree used by the Certificate Transparency reference tests.
 
-use evault_core::verify::sigstore::merkle::{
+use evault_core::log::merkle::{
     MAX_PROOF_HASHES, leaf_hash, node_hash, root_from_inclusion_proof, verify_inclusion,
 };
 use sha2::{Digest, Sha256};

@@ -16,6 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
 use evault_core::Vault;
+use evault_core::access::AccessLog;
 use serde::de::DeserializeOwned;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -25,12 +26,12 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::config::ServerLimits;
-use crate::handlers::{blobs, ops, push, records, tokens};
+use crate::handlers::{access, blobs, log, ops, push, records, tokens};
 use crate::metrics::Metrics;
 use crate::observe::{observe, panic_response};
 use crate::problem::{ApiError, ProblemKind};
 
-/// What every handler can reach. Cloned per request (four `Arc`s).
+/// What every handler can reach. Cloned per request (five `Arc`s).
 #[derive(Clone)]
 pub struct AppState {
     pub vault: Arc<Vault>,
@@ -38,6 +39,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The OpenAPI document, serialised once.
     pub openapi: Bytes,
+    /// Where reads by tokens are recorded (`crate::observe::LOGGED_READS`). `None` if it could
+    /// not be opened: those reads are then refused, never served unrecorded.
+    pub access: Option<AccessLog>,
 }
 
 /// The served routes with their OpenAPI descriptions.
@@ -56,6 +60,13 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(ops::fsck))
+        .routes(routes!(log::key))
+        .routes(routes!(log::checkpoint))
+        .routes(routes!(log::prove))
+        .routes(routes!(log::consistency))
+        .routes(routes!(log::entries))
+        .routes(routes!(log::verify))
+        .routes(routes!(access::list_access))
 }
 
 /// Uploads are bounded by `limits.max_upload_bytes` while they stream, not by axum's default
@@ -73,9 +84,24 @@ pub fn openapi() -> OpenApi {
     doc
 }
 
-/// The complete application: routes, fallback, request ids, logging, metrics, problem bodies,
-/// panic catching and the request timeout.
+/// The complete application: routes, fallback, request ids, logging, metrics, the access log,
+/// problem bodies, panic catching and the request timeout. The access log is opened in the
+/// vault's directory; if it cannot be, the error is logged and reads by tokens are refused.
 pub fn app(vault: Vault, limits: ServerLimits) -> Router {
+    let access = AccessLog::open(vault.dir())
+        .inspect_err(|e| {
+            tracing::error!(error = %e, "cannot open the access log; reads by tokens will be refused");
+        })
+        .ok();
+    build(vault, limits, access)
+}
+
+/// [`app`] with an access log the caller opened (and keeps, to flush it at shutdown).
+pub fn app_with_access_log(vault: Vault, limits: ServerLimits, access: AccessLog) -> Router {
+    build(vault, limits, Some(access))
+}
+
+fn build(vault: Vault, limits: ServerLimits, access: Option<AccessLog>) -> Router {
     let (router, mut doc) = api().split_for_parts();
     crate::openapi::complete(&mut doc);
     let openapi = doc
@@ -87,6 +113,7 @@ pub fn app(vault: Vault, limits: ServerLimits) -> Router {
         limits: Arc::new(limits),
         metrics: Arc::new(Metrics::new()),
         openapi: Bytes::from(openapi),
+        access,
     };
     router
         .fallback(no_such_route)

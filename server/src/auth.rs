@@ -63,7 +63,7 @@ impl FromRequestParts<AppState> for Caller {
         match outcome {
             Ok(identity) => {
                 if let Some(slot) = parts.extensions.get::<CallerName>() {
-                    slot.set(&identity.name);
+                    slot.set(&identity.name, identity.role);
                 }
                 tracing::Span::current().record("token", identity.name.as_str());
                 Ok(Caller(identity))

@@ -21,10 +21,12 @@ pub mod problem;
 pub mod query;
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use evault_core::access::AccessLog;
 use evault_core::{Error, Vault};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -90,7 +92,10 @@ async fn serve(settings: Settings, vault: Vault) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::io("cannot read the listening address", e))?;
     let data_dir = vault.dir().display().to_string();
-    let router = app(vault, settings.limits.clone());
+    // Reads are recorded in the access log, or refused: a server that cannot record them does
+    // not start.
+    let access = AccessLog::open(vault.dir())?;
+    let router = app::app_with_access_log(vault, settings.limits.clone(), access.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -106,9 +111,9 @@ async fn serve(settings: Settings, vault: Vault) -> Result<(), Error> {
     let connections = TaskTracker::new();
     let mut stop = stop_rx.clone();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(connection) => connection,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -120,6 +125,7 @@ async fn serve(settings: Settings, vault: Vault) -> Result<(), Error> {
         };
         connections.spawn(serve_connection(
             stream,
+            peer,
             router.clone(),
             header_timeout,
             stop_rx.clone(),
@@ -138,8 +144,26 @@ async fn serve(settings: Settings, vault: Vault) -> Result<(), Error> {
             "grace period over; exiting with requests still running"
         );
     }
+    // What the finished requests recorded is committed before the process exits.
+    let flushed = tokio::time::timeout(
+        ACCESS_LOG_FLUSH,
+        tokio::task::spawn_blocking(move || access.flush()),
+    )
+    .await;
+    match flushed {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "the access log could not be flushed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "the access log could not be flushed"),
+        Err(_) => tracing::error!(
+            secs = ACCESS_LOG_FLUSH.as_secs(),
+            "the access log was not flushed in time"
+        ),
+    }
     Ok(())
 }
+
+/// Longest wait at shutdown for the access log's queue to be committed.
+const ACCESS_LOG_FLUSH: Duration = Duration::from_secs(10);
 
 /// Longest a client may take to send a request's headers (bounded by the request timeout):
 /// without it, a client that never finishes its headers holds a connection forever.
@@ -163,8 +187,10 @@ fn closes_connection(response: &axum::response::Response) -> bool {
 
 /// Serves one HTTP/1.1 connection until the client leaves, an answer says `Connection: close`,
 /// or the server shuts down (then the request in flight may finish within the grace period).
+/// Every request carries the peer's address (`observe::Peer`) for the access log.
 async fn serve_connection(
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
     router: axum::Router,
     header_timeout: Duration,
     mut stop: watch::Receiver<bool>,
@@ -176,7 +202,9 @@ async fn serve_connection(
             let router = router.clone();
             let close = Arc::clone(&close_after);
             async move {
-                let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(observe::Peer(peer));
+                let response = router.oneshot(request).await;
                 if let Ok(r) = &response
                     && closes_connection(r)
                 {

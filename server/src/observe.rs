@@ -1,11 +1,18 @@
 //! The middleware every request passes through: request id, tracing span, problem bodies,
-//! access log line and metrics.
+//! request log line, metrics, and the access log's events.
 //!
 //! It runs after routing (it is added with `Router::layer`), so it sees the matched route
 //! template, which is what logs and metrics are labelled with: `/v1/records/{id}`, never the
 //! id itself.
+//!
+//! Every answer to a token on a route of [`LOGGED_READS`] (refusals included) becomes an event
+//! of the vault's access log ([`evault_core::access`]): who (token name and role), what (action
+//! and target), when (arrival), from where (the connection's peer), the request id and the
+//! status. The event is queued before the response leaves; if it cannot be (the log is broken),
+//! the read is refused with a 503 instead, so no read goes unrecorded.
 
 use std::any::Any;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -15,6 +22,10 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::{RequestExt, extract::RawPathParams};
+use chrono::{DateTime, Utc};
+use evault_core::access::{AccessEntry, AccessLog, TryRecord};
+use evault_core::auth::Role;
 use tracing::Instrument;
 
 use crate::app::AppState;
@@ -31,18 +42,109 @@ const MAX_REQUEST_ID: usize = 64;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// Where the [`crate::auth::Caller`] extractor leaves the token name for the access log.
+/// Where the [`crate::auth::Caller`] extractor leaves the token's name and role, for the request
+/// log line and the access log.
 #[derive(Debug, Clone, Default)]
-pub struct CallerName(Arc<OnceLock<String>>);
+pub struct CallerName(Arc<OnceLock<(String, Role)>>);
 
 impl CallerName {
-    pub fn set(&self, name: &str) {
-        let _ = self.0.set(name.to_string());
+    pub fn set(&self, name: &str, role: Role) {
+        let _ = self.0.set((name.to_string(), role));
     }
 
-    fn get(&self) -> Option<&str> {
-        self.0.get().map(String::as_str)
+    fn get(&self) -> Option<(&str, Role)> {
+        self.0.get().map(|(name, role)| (name.as_str(), *role))
     }
+}
+
+/// The connection's peer (`ip:port`), which the accept loop puts into every request's
+/// extensions. Absent when the router is driven without a socket (tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// What the event of a logged read names as its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// This path parameter, as asked for (a record id or prefix, a blob digest).
+    Param(&'static str),
+    /// The query string, as sent (`""` without one).
+    Query,
+}
+
+/// A route whose every answer to a token is an event of the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct LoggedRead {
+    pub method: &'static str,
+    /// The route template, as routed (`/v1/records/{id}`).
+    pub route: &'static str,
+    /// The event's action.
+    pub action: &'static str,
+    pub target: Target,
+}
+
+/// The reads recorded in the access log, one line per route: a new read route (exports, log
+/// proofs) is recorded by adding its line here.
+#[rustfmt::skip]
+pub const LOGGED_READS: &[LoggedRead] = &[
+    LoggedRead { method: "GET", route: "/v1/records/{id}", action: "record.read", target: Target::Param("id") },
+    LoggedRead { method: "GET", route: "/v1/records", action: "records.query", target: Target::Query },
+    LoggedRead { method: "GET", route: "/v1/blobs/{digest}", action: "blob.read", target: Target::Param("digest") },
+    LoggedRead { method: "HEAD", route: "/v1/blobs/{digest}", action: "blob.head", target: Target::Param("digest") },
+    LoggedRead { method: "GET", route: "/v1/log/access", action: "access.query", target: Target::Query },
+    LoggedRead { method: "GET", route: "/v1/log/proof/{id}", action: "log.prove", target: Target::Param("id") },
+    LoggedRead { method: "GET", route: "/v1/log/entries", action: "log.entries", target: Target::Query },
+];
+
+/// The logged read `method` on `route` is, if any.
+pub fn logged_read(method: &Method, route: &str) -> Option<&'static LoggedRead> {
+    LOGGED_READS
+        .iter()
+        .find(|r| r.route == route && r.method == method.as_str())
+}
+
+/// The target of `read` in `request`.
+async fn read_target(read: &LoggedRead, request: &mut Request) -> String {
+    match read.target {
+        Target::Query => request.uri().query().unwrap_or_default().to_string(),
+        Target::Param(name) => match request.extract_parts::<RawPathParams>().await {
+            Ok(params) => params
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_else(|| request.uri().path().to_string()),
+            // Not UTF-8 once percent-decoded: the path as sent says what was asked for.
+            Err(_) => request.uri().path().to_string(),
+        },
+    }
+}
+
+/// Queues `entry`; when the queue is full, waits for room on the blocking pool (back-pressure
+/// on this reader, never on the async threads). An error says why the event is not recorded.
+async fn record_access(access: Option<&AccessLog>, entry: AccessEntry) -> Result<(), String> {
+    let Some(log) = access else {
+        return Err("the access log could not be opened when the server started".into());
+    };
+    match log.try_record(entry) {
+        Ok(TryRecord::Queued) => Ok(()),
+        Ok(TryRecord::Full(entry)) => {
+            let log = log.clone();
+            match tokio::task::spawn_blocking(move || log.record(entry)).await {
+                Ok(recorded) => recorded.map_err(|e| e.to_string()),
+                Err(e) => Err(format!(
+                    "waiting for room in the access log's queue failed: {e}"
+                )),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// What the access log needs to know about a request before it runs.
+struct PendingRead {
+    read: &'static LoggedRead,
+    at: DateTime<Utc>,
+    target: String,
+    remote: Option<String>,
 }
 
 /// A client's `x-request-id` if it is one we can safely log and echo.
@@ -74,6 +176,7 @@ pub fn generate_id() -> String {
 
 pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let arrived = Utc::now();
     let request_id = incoming_id(&request).unwrap_or_else(generate_id);
     // Only [A-Za-z0-9._-] gets here, which is always a valid header value.
     let id_header = HeaderValue::from_str(&request_id).ok();
@@ -92,6 +195,18 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let instance = request.uri().path().to_string();
+    let pending = match logged_read(&method, &route) {
+        Some(read) => Some(PendingRead {
+            read,
+            at: arrived,
+            target: read_target(read, &mut request).await,
+            remote: request
+                .extensions()
+                .get::<Peer>()
+                .map(|peer| peer.0.to_string()),
+        }),
+        None => None,
+    };
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -102,8 +217,31 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
 
     let response = next.run(request).instrument(span.clone()).await;
     let mut response = complete_problem(response, &state, &method, &instance, &request_id)
-        .instrument(span)
+        .instrument(span.clone())
         .await;
+    // A read by a token is recorded before its answer leaves, or refused.
+    if let (Some(pending), Some((token, role))) = (pending, caller.get()) {
+        let entry = AccessEntry {
+            at: pending.at,
+            token: token.to_string(),
+            role,
+            action: pending.read.action.to_string(),
+            target: pending.target,
+            remote: pending.remote,
+            request_id: request_id.clone(),
+            status: response.status().as_u16(),
+        };
+        if let Err(e) = record_access(state.access.as_ref(), entry).await {
+            span.in_scope(|| {
+                tracing::error!(error = %e, "cannot record a read in the access log; refusing it");
+            });
+            response = ApiError::see_log(
+                ProblemKind::NotReady,
+                "this read cannot be recorded in the access log, so it is refused",
+            )
+            .into_problem_response(&instance, &request_id);
+        }
+    }
     if let Some(v) = id_header {
         response.headers_mut().insert(X_REQUEST_ID, v);
     }
@@ -119,7 +257,7 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         route = %route,
         status,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
-        token = caller.get().unwrap_or("-"),
+        token = caller.get().map_or("-", |(name, _)| name),
         "request"
     );
     response
@@ -242,6 +380,71 @@ mod tests {
         assert_eq!(id.len(), 16);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(id, generate_id());
+    }
+
+    #[test]
+    fn every_logged_read_is_a_served_route_with_its_target() {
+        let doc = serde_json::to_value(crate::openapi_document()).unwrap();
+        for read in LOGGED_READS {
+            let op = &doc["paths"][read.route][read.method.to_ascii_lowercase()];
+            assert!(
+                op.is_object(),
+                "{} {} is not served",
+                read.method,
+                read.route
+            );
+            if let Target::Param(name) = read.target {
+                assert!(
+                    read.route.contains(&format!("{{{name}}}")),
+                    "{}",
+                    read.route
+                );
+            }
+            assert_eq!(
+                LOGGED_READS
+                    .iter()
+                    .filter(|r| r.route == read.route && r.method == read.method)
+                    .count(),
+                1,
+                "{} {} is listed twice",
+                read.method,
+                read.route
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_are_refused_when_the_access_log_cannot_be_opened() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("vault");
+        let (vault, _) = evault_core::Vault::init(&data_dir).unwrap();
+        let token = vault
+            .create_token("alice", Role::Auditor, &[], None, "test")
+            .unwrap();
+        std::fs::create_dir(data_dir.join(evault_core::access::FILE_NAME)).unwrap();
+        let app = crate::app(vault, crate::ServerLimits::default());
+        let get = |path: &str| {
+            Request::builder()
+                .uri(path)
+                .header("authorization", format!("Bearer {}", token.secret))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let refused = app.clone().oneshot(get("/v1/records")).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(refused.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("this read cannot be recorded in the access log"),
+            "{detail}"
+        );
+        // Routes that are not reads of evidence still answer.
+        let whoami = app.oneshot(get("/v1/whoami")).await.unwrap();
+        assert_eq!(whoami.status(), StatusCode::OK);
     }
 
     #[test]

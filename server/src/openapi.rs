@@ -323,4 +323,112 @@ pub struct FsckReportDoc {
     problems: Vec<FsckProblemDoc>,
     /// Blob files no record references (left by an interrupted push); harmless.
     unreferenced_blobs: Vec<String>,
+    /// Where the index disagrees with the tamper-evident log.
+    log_problems: Vec<String>,
+}
+
+/// Mirror of `evault_core::log::LogKey`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = LogKey)]
+pub struct LogKeyDoc {
+    /// The log's name: the first line of every checkpoint.
+    #[schema(example = "evault/3f9c0a5e21b7d4c8")]
+    origin: String,
+    #[schema(example = "ed25519")]
+    algorithm: String,
+    /// First 4 bytes of SHA-256(name || 0x0A || 0x01 || key), hex.
+    key_id: String,
+    /// `name+keyid+base64(0x01 || key)`, the verifier key format of Go's `sumdb/note`.
+    vkey: String,
+    /// The 32-byte Ed25519 public key, base64.
+    public_key: String,
+}
+
+/// Mirror of `evault_core::log::CheckpointView`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = Checkpoint)]
+pub struct CheckpointDoc {
+    origin: String,
+    size: u64,
+    /// Hex.
+    root_hash: String,
+    signed_at: String,
+    /// The C2SP signed note, exactly as signed.
+    note: String,
+}
+
+/// Mirror of `evault_core::log::InclusionProof`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = InclusionProof)]
+pub struct InclusionProofDoc {
+    record_id: String,
+    log_index: u64,
+    tree_size: u64,
+    /// The entry, exactly as hashed (canonical JSON).
+    entry: String,
+    /// SHA-256(0x00 || entry), hex.
+    leaf_hash: String,
+    /// The RFC 6962 audit path, leaf side first, hex.
+    hashes: Vec<String>,
+    root_hash: String,
+    /// The signed checkpoint of `tree_size` entries.
+    checkpoint: String,
+}
+
+/// Mirror of `evault_core::log::ConsistencyProof`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = ConsistencyProof)]
+pub struct ConsistencyProofDoc {
+    from: u64,
+    to: u64,
+    /// RFC 6962 consistency proof, hex.
+    hashes: Vec<String>,
+    /// For convenience only: a verifier takes the old root from the checkpoint it kept.
+    from_root_hash: String,
+    root_hash: String,
+    /// The signed checkpoint of `to` entries.
+    checkpoint: String,
+}
+
+/// Mirror of `evault_core::log::LogEntry`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = LogEntry)]
+pub struct LogEntryDoc {
+    index: u64,
+    /// Canonical JSON, exactly as hashed.
+    entry: String,
+}
+
+/// Mirror of `evault_core::log::check::OldCheckpoint`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = OldCheckpoint)]
+pub struct OldCheckpointDoc {
+    size: u64,
+    root_hash: String,
+    consistent: bool,
+}
+
+/// Mirror of `evault_core::log::check::LogReport`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = LogReport)]
+pub struct LogReportDoc {
+    origin: String,
+    key_id: String,
+    size: u64,
+    root_hash: String,
+    checkpoints_checked: u64,
+    objects_checked: u64,
+    blobs_checked: u64,
+    bytes_checked: u64,
+    old_checkpoint: Option<OldCheckpointDoc>,
+    /// Everything wrong; empty when the log and the vault agree.
+    problems: Vec<String>,
+    notes: Vec<String>,
 }

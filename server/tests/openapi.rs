@@ -37,6 +37,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/tokens"),
     ("DELETE", "/v1/tokens/{name}"),
     ("POST", "/v1/fsck"),
+    ("GET", "/v1/log/key"),
+    ("GET", "/v1/log/checkpoint"),
+    ("GET", "/v1/log/proof/{id}"),
+    ("GET", "/v1/log/consistency"),
+    ("GET", "/v1/log/entries"),
+    ("POST", "/v1/log/verify"),
+    ("GET", "/v1/log/access"),
 ];
 
 const METHODS: [&str; 8] = [
@@ -252,6 +259,44 @@ fn schemas_have_the_keys_of_real_values() {
         },
     );
     assert_schema_matches(&doc, "Health", &Health { status: "ok" });
+    assert_schema_matches(&doc, "LogKey", &vault.log_key().unwrap());
+    assert_schema_matches(&doc, "Checkpoint", &vault.log_checkpoint().unwrap());
+    assert_schema_matches(
+        &doc,
+        "InclusionProof",
+        &vault.log_prove(&pushed.record.id, &[]).unwrap(),
+    );
+    assert_schema_matches(
+        &doc,
+        "ConsistencyProof",
+        &vault.log_consistency(1, None).unwrap(),
+    );
+    let entries = vault.log_entries(0, 10).unwrap();
+    assert_schema_matches(&doc, "LogEntry", &entries[0]);
+    assert_schema_matches(
+        &doc,
+        "LogEntries",
+        &evault_server::handlers::log::LogEntries {
+            entries,
+            next: None,
+        },
+    );
+    let old = vault.log_checkpoint().unwrap().note;
+    let log_report = vault
+        .verify_log(
+            &evault_core::vault::LogVerifyOptions {
+                old_checkpoint: Some(old),
+                ..Default::default()
+            },
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+    assert_schema_matches(&doc, "LogReport", &log_report);
+    assert_schema_matches(
+        &doc,
+        "OldCheckpoint",
+        log_report.old_checkpoint.as_ref().unwrap(),
+    );
     let problem: Problem = ApiError::invalid("x").problem("/v1/push", "abc");
     assert_schema_matches(&doc, "Problem", &problem);
 }

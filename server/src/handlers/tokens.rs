@@ -90,7 +90,8 @@ pub async fn revoke_token(
     PathParam(name): PathParam,
 ) -> Result<Json<TokenInfo>, ApiError> {
     caller.require(Permission::ManageTokens)?;
-    let token = blocking(&state.vault, move |v| v.revoke_token(&name)).await?;
+    let by = caller.0.name.clone();
+    let token = blocking(&state.vault, move |v| v.revoke_token(&name, &by)).await?;
     tracing::info!(name = %token.name, "token revoked");
     Ok(Json(token))
 }

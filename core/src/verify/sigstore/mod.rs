@@ -12,7 +12,7 @@
 //!    v0.3: a chain, not `certificate`); at least one transparency log entry.
 //! 2. **Signer material**: a Fulcio leaf certificate, or a public key that must be one of the
 //!    policy's keys (the bundle's key hint is informative only, so each trusted key is tried).
-//! 3. **Transparency log** ([`rekor_body`], [`merkle`], [`checkpoint`], [`set`]): each entry's
+//! 3. **Transparency log** ([`rekor_body`], [`merkle`](crate::log::merkle), [`checkpoint`], [`set`]): each entry's
 //!    log is in the trusted root; its body is about this signature, signer and artifact
 //!    (CVE-2022-36056); its inclusion proof leads from `SHA-256(0x00 || body)` to a root hash
 //!    that a checkpoint signed by the log key states; its SET, when present, verifies.
@@ -41,7 +41,6 @@ pub mod certificate;
 pub mod checkpoint;
 pub mod crypto;
 pub mod identity;
-pub mod merkle;
 pub mod rekor_body;
 pub mod sct;
 pub mod set;
@@ -55,6 +54,8 @@ use bundle::{Bundle, MAX_TIMESTAMPS, MAX_TLOG_ENTRIES, MEDIA_TYPES, TlogEntry, r
 use certificate::Cert;
 use crypto::{Hash, PublicKey};
 use rekor_body::{Content, Expected, Verifier};
+
+use crate::log::merkle;
 pub use trusted_root::TrustedRoot;
 
 /// Largest bundle accepted.
