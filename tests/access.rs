@@ -448,6 +448,13 @@ fn after_the_server_stops_the_chain_verifies_and_an_edited_row_is_reported() {
     assert_eq!(stored[9].hash, text(&last, "hash"));
     assert_eq!(stored[10].action, "access.query");
 
+    // fsck recomputes the chain too.
+    let fsck = server.vault.run(["fsck"]).success().stdout_text();
+    assert!(
+        fsck.contains("the access log's hash chain holds (11 events)"),
+        "{fsck}"
+    );
+
     // Someone with access to the file edits who read what.
     let conn = rusqlite::Connection::open(data_dir.join("access.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
@@ -472,6 +479,21 @@ fn after_the_server_stops_the_chain_verifies_and_an_edited_row_is_reported() {
             "access event 4: hash does not match its contents (edited?)",
             "access events 6–7 are missing (deleted?)"
         ]
+    );
+    let run = server.vault.run(["fsck"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let out = run.stdout_text();
+    for line in [
+        "access log: access event 4: hash does not match its contents (edited?)",
+        "access log: access events 6–7 are missing (deleted?)",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
+    assert!(
+        run.stderr
+            .contains("2 break(s) in the access log's hash chain"),
+        "{}",
+        run.stderr
     );
 }
 
@@ -578,4 +600,43 @@ fn a_server_that_cannot_open_its_access_log_does_not_start() {
     std::fs::create_dir(vault.data_dir().join("access.db")).unwrap();
     let run = vault.run(["serve", "--listen", "127.0.0.1:0"]);
     run.fails(1, &["cannot open the access log", "access.db"]);
+}
+
+#[test]
+fn inclusion_proofs_and_log_entries_are_reads_too() {
+    let server = Server::start();
+    let alice = server.token("alice", "auditor", &[], None);
+    let ci = server.token("ci", "pusher", &[], None);
+    let (id, _) = push(&server, &ci, "notes.txt", NOTES);
+    server
+        .get(&format!("/v1/log/proof/{id}"), Some(&alice))
+        .expect(200);
+    server
+        .get("/v1/log/entries?start=0&limit=2", Some(&alice))
+        .expect(200);
+    // The key and the checkpoint name no evidence: not access events.
+    server.get("/v1/log/checkpoint", Some(&alice)).expect(200);
+    server.get("/v1/log/entries", Some(&ci)).expect(403);
+
+    let seen: Vec<(String, String, String, u64)> = all_events(&server, &alice, &[], 100)
+        .iter()
+        .filter(|e| text(e, "action") != "access.query")
+        .map(|e| {
+            (
+                text(e, "token"),
+                text(e, "action"),
+                text(e, "target"),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String, u64)> = [
+        ("alice", "log.prove", id.as_str(), 200),
+        ("alice", "log.entries", "start=0&limit=2", 200),
+        ("ci", "log.entries", "", 403),
+    ]
+    .into_iter()
+    .map(|(t, a, g, s)| (t.to_string(), a.to_string(), g.to_string(), s))
+    .collect();
+    assert_eq!(seen, expected);
 }

@@ -19,6 +19,7 @@ use backend::{Backend, PushInput, Remote};
 use clap::{Args, Parser, Subcommand};
 use evault_core::auth::Role;
 use evault_core::ingest::{LinkArgs, LinkStyle, PushProgress};
+use evault_core::vault::InitOutcome;
 use evault_core::{Digest, Error, RecordFilter, Vault};
 use evault_schema::{Format, Kind, validate};
 
@@ -387,7 +388,7 @@ fn write_stdout(text: &str) -> Result<(), Error> {
 }
 
 fn init(g: &Global) -> Result<(), Error> {
-    let (vault, created) = Vault::init(&g.data_dir)?;
+    let (vault, outcome) = Vault::init(&g.data_dir, &actor(g)?)?;
     // An existing vault whose log key is missing or swapped can be read but not changed: say
     // so now rather than at the next push.
     vault.writable()?;
@@ -395,7 +396,12 @@ fn init(g: &Global) -> Result<(), Error> {
     if g.json {
         return print_json(&serde_json::json!({
             "data_dir": vault.dir().display().to_string(),
-            "created": created,
+            "created": outcome == InitOutcome::Created,
+            "log_started": outcome != InitOutcome::Existing,
+            "backfilled": match outcome {
+                InitOutcome::Adopted { backfilled } => backfilled,
+                _ => 0,
+            },
             "log": key,
         }));
     }
@@ -405,17 +411,17 @@ fn init(g: &Global) -> Result<(), Error> {
         key.key_id,
         vault.dir().join(evault_core::log::KEY_FILE).display()
     );
-    if created {
-        write_stdout(&format!(
-            "created an evault vault in {}\n{log}\n",
-            vault.dir().display()
-        ))
-    } else {
-        write_stdout(&format!(
-            "a vault already exists in {}; nothing changed\n{log}\n",
-            vault.dir().display()
-        ))
-    }
+    let dir = vault.dir().display();
+    write_stdout(&match outcome {
+        InitOutcome::Created => format!("created an evault vault in {dir}\n{log}\n"),
+        InitOutcome::Existing => {
+            format!("a vault already exists in {dir}; nothing changed\n{log}\n")
+        }
+        InitOutcome::Adopted { backfilled } => format!(
+            "started the tamper-evident log of the existing vault in {dir}: recorded its \
+             {backfilled} objects (records, blobs, tokens, trust) as backfilled entries\n{log}\n"
+        ),
+    })
 }
 
 fn push(g: &Global, args: PushArgs) -> Result<(), Error> {
@@ -583,16 +589,19 @@ fn fsck(g: &Global) -> Result<(), Error> {
     } else {
         write_stdout(&output::fsck_report(&report))?;
     }
-    match (report.problems.len(), report.log_problems.len()) {
+    let access = report.access_problems.len();
+    match (report.problems.len(), report.log_problems.len() + access) {
         (0, 0) => Ok(()),
-        (0, n) => Err(Error::Integrity(format!(
-            "{n} disagreement(s) between the index and the tamper-evident log"
-        ))),
+        (0, n) => Err(Error::Integrity(if access == n {
+            format!("{n} break(s) in the access log's hash chain")
+        } else {
+            format!("{n} disagreement(s) with the tamper-evident or access log")
+        })),
         (b, n) => Err(Error::Integrity(format!(
             "{b} of {} blobs failed verification{}",
             report.blobs_checked,
             if n > 0 {
-                format!(", and {n} disagreement(s) with the log")
+                format!(", and {n} disagreement(s) with the tamper-evident or access log")
             } else {
                 String::new()
             }

@@ -224,11 +224,20 @@ pub fn fsck_report(report: &FsckReport) -> String {
     for p in &report.log_problems {
         out.push_str(&format!("log: {p}\n"));
     }
+    for p in &report.access_problems {
+        out.push_str(&format!("access log: {p}\n"));
+    }
     if report.problems.is_empty() {
         out.push_str("all blobs intact\n");
     }
     if report.log_problems.is_empty() {
         out.push_str("the index agrees with the tamper-evident log\n");
+    }
+    if report.access_events_checked > 0 && report.access_problems.is_empty() {
+        out.push_str(&format!(
+            "the access log's hash chain holds ({} events)\n",
+            report.access_events_checked
+        ));
     }
     out
 }

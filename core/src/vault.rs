@@ -108,6 +108,12 @@ pub struct FsckReport {
     pub log_problems: Vec<String>,
     /// Blob files no record references (left by an interrupted push); harmless.
     pub unreferenced_blobs: Vec<String>,
+    /// Events of the access log (`access.db`) whose hash chain was recomputed.
+    #[serde(default)]
+    pub access_events_checked: u64,
+    /// Breaks in the access log's hash chain: an edited, inserted or deleted event.
+    #[serde(default)]
+    pub access_problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,18 +145,30 @@ impl std::fmt::Display for BlobFault {
     }
 }
 
+/// What [`Vault::init`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// A new vault.
+    Created,
+    /// A vault was there already; nothing changed.
+    Existing,
+    /// A vault from before the tamper-evident log (or one whose `init` was interrupted): its
+    /// log was started, recording this many existing objects as backfilled entries.
+    Adopted { backfilled: u64 },
+}
+
 impl Vault {
     /// Creates a vault in `dir` (which may exist but must not already hold a vault), or opens
-    /// the one there. Returns whether it was created.
-    pub fn init(dir: &Path) -> Result<(Vault, bool)> {
+    /// the one there, starting its log if it has none yet; `actor` is who the log's first
+    /// entries name.
+    pub fn init(dir: &Path, actor: &str) -> Result<(Vault, InitOutcome)> {
         if dir.join(INDEX_FILE).exists() {
-            // A vault from before the log gets its key now; opening it starts the log.
-            let index = SqliteIndex::open(&dir.join(INDEX_FILE), false)?;
-            if index.log_identity()?.is_none() {
-                create_log_key(dir)?;
-            }
-            drop(index);
-            return Ok((Vault::open(dir)?, false));
+            let backfilled = start_new_log(dir, actor)?;
+            let outcome = match backfilled {
+                Some(backfilled) => InitOutcome::Adopted { backfilled },
+                None => InitOutcome::Existing,
+            };
+            return Ok((Vault::open(dir)?, outcome));
         }
         fs::create_dir_all(dir).map_err(|e| Error::io_path("cannot create", dir, e))?;
         let config = VaultConfig::default();
@@ -166,9 +184,11 @@ impl Vault {
         );
         store.create()?;
         create_log_key(dir)?;
-        // The index file is created last: its existence is what marks a vault.
+        // The index file is created last: its existence is what marks a vault. Until its log is
+        // started (next line) the vault refuses changes, and `init` again finishes the job.
         SqliteIndex::open(&dir.join(INDEX_FILE), true)?;
-        Ok((Vault::open(dir)?, true))
+        start_new_log(dir, actor)?;
+        Ok((Vault::open(dir)?, InitOutcome::Created))
     }
 
     /// Opens the vault in `dir`.
@@ -574,6 +594,12 @@ impl Vault {
         let mut report = self.fsck_blobs(progress)?;
         let log = self.verify_log(&LogVerifyOptions::default(), &mut |_, _, _| {})?;
         report.log_problems = log.problems;
+        let access = self.dir.join(crate::access::FILE_NAME);
+        if access.exists() {
+            let chain = crate::access::verify_file(&access, &mut |_, _| {})?;
+            report.access_events_checked = chain.events;
+            report.access_problems = chain.problems;
+        }
         Ok(report)
     }
 
@@ -613,8 +639,27 @@ impl Vault {
     }
 }
 
+/// Starts the log of the vault in `dir` if the index records no log key yet (a new vault, one
+/// from before the log, or an interrupted `init`): creates the key file unless one is there
+/// and records the vault's objects under it. `Some(objects recorded)` if it did.
+fn start_new_log(dir: &Path, actor: &str) -> Result<Option<u64>> {
+    let index = SqliteIndex::open(&dir.join(INDEX_FILE), false)?;
+    if index.log_identity()?.is_some() {
+        return Ok(None);
+    }
+    if index.log_has_history()? {
+        return Err(Error::Integrity(log::METADATA_DELETED.into()));
+    }
+    create_log_key(dir)?;
+    let path = dir.join(log::KEY_FILE);
+    let signer = read_log_key(&path)
+        .map_err(Error::Integrity)?
+        .ok_or_else(|| Error::Internal(format!("{} vanished", path.display())))?;
+    index.log_adopt(&signer, actor).map(Some)
+}
+
 /// Creates the log signing key file (mode 0600) unless one is there: a key left by an
-/// interrupted `init` is kept, and adopted when the vault opens.
+/// interrupted `init` is kept.
 fn create_log_key(dir: &Path) -> Result<()> {
     let path = dir.join(log::KEY_FILE);
     if path.exists() {
@@ -655,8 +700,8 @@ fn read_log_key(path: &Path) -> std::result::Result<Option<LogSigner>, String> {
     }
 }
 
-/// Gives the index its signing key, starting the log if the key is new; without a usable key
-/// the vault opens read-only and every change fails saying why.
+/// Gives the index its signing key; without a usable key (or a log started under it) the vault
+/// opens read-only and every change fails saying why.
 fn start_log(dir: &Path, index: &SqliteIndex) -> Result<()> {
     let path = dir.join(log::KEY_FILE);
     let signer = match (index.log_identity()?, read_log_key(&path)) {
@@ -682,10 +727,12 @@ fn start_log(dir: &Path, index: &SqliteIndex) -> Result<()> {
              with {vkey}); until then the vault can be read but not changed",
             path.display()
         )),
-        (None, Ok(Some(signer))) => {
-            index.log_adopt(&signer, "evault")?;
-            Ok(signer)
-        }
+        (None, _) if index.log_has_history()? => Err(log::METADATA_DELETED.into()),
+        (None, Ok(Some(_))) => Err(format!(
+            "this vault's log was never started (an interrupted `evault init`?): run `evault \
+             init --data-dir {}` to finish it",
+            dir.display()
+        )),
         (None, Ok(None)) => Err(format!(
             "this vault has no log signing key yet (it predates the tamper-evident log): run \
              `evault init --data-dir {}` once to create it and record the vault's current state",

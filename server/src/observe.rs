@@ -418,7 +418,7 @@ mod tests {
         use tower::ServiceExt;
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("vault");
-        let (vault, _) = evault_core::Vault::init(&data_dir).unwrap();
+        let (vault, _) = evault_core::Vault::init(&data_dir, "test").unwrap();
         let token = vault
             .create_token("alice", Role::Auditor, &[], None, "test")
             .unwrap();

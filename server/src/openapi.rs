@@ -325,6 +325,10 @@ pub struct FsckReportDoc {
     unreferenced_blobs: Vec<String>,
     /// Where the index disagrees with the tamper-evident log.
     log_problems: Vec<String>,
+    /// Events of the access log whose hash chain was recomputed.
+    access_events_checked: u64,
+    /// Breaks in the access log's hash chain (an edited, inserted or deleted event).
+    access_problems: Vec<String>,
 }
 
 /// Mirror of `evault_core::log::LogKey`.

@@ -186,7 +186,7 @@ fn assert_schema_matches(doc: &Value, name: &str, value: &impl serde::Serialize)
 fn schemas_have_the_keys_of_real_values() {
     let doc = document();
     let dir = tempfile::tempdir().unwrap();
-    let (vault, _) = Vault::init(dir.path()).unwrap();
+    let (vault, _) = Vault::init(dir.path(), "test").unwrap();
     let token = vault
         .create_token("admin", Role::Admin, &["a-*".to_string()], None, "test")
         .unwrap();

@@ -141,9 +141,13 @@ fn log_key(
     let (Some(origin), Some(vkey)) = (origin, vkey) else {
         problems.add(
             "key",
-            "the index records no log signing key: this vault's log was never started (run \
-             `evault init`) or its log metadata was deleted"
-                .into(),
+            if super::has_history(conn)? {
+                super::METADATA_DELETED.into()
+            } else {
+                "the index records no log signing key: this vault's log was never started (run \
+                 `evault init`)"
+                    .into()
+            },
         );
         return Ok(None);
     };
@@ -219,6 +223,9 @@ fn tree(
     let mut nodes_expected = 0u64;
     let mut old_checked = false;
     let mut next_idx = 0u64;
+    // The size of the newest checkpoint checked so far, and the batch of the previous entry.
+    let mut last_signed: Option<u64> = None;
+    let mut batch: Option<u64> = None;
 
     // Checkpoints of the empty tree come before any entry.
     check_checkpoints_at(
@@ -226,6 +233,7 @@ fn tree(
         &mut next_cp,
         &mut cps,
         verifier,
+        &mut last_signed,
         report,
         problems,
     )?;
@@ -250,7 +258,9 @@ fn tree(
             };
             problems.add("missing entries", format!("{which} (deleted?)"));
         }
-        check_entry(idx, &subject, &text, problems);
+        if let Some(entry) = check_entry(idx, &subject, &text, problems) {
+            check_batch(idx, &entry, &mut batch, last_signed, problems);
+        }
         for (level, index, hash) in frontier.push(merkle::leaf_hash(text.as_bytes())) {
             nodes_expected += 1;
             let stored: Option<Vec<u8>> = node
@@ -275,6 +285,7 @@ fn tree(
             &mut next_cp,
             &mut cps,
             verifier,
+            &mut last_signed,
             report,
             problems,
         )?;
@@ -359,6 +370,7 @@ fn check_checkpoints_at(
     next: &mut Option<(u64, String)>,
     rows: &mut rusqlite::Rows<'_>,
     verifier: &LogVerifier,
+    last_signed: &mut Option<u64>,
     report: &mut LogReport,
     problems: &mut Problems,
 ) -> Result<()> {
@@ -367,6 +379,7 @@ fn check_checkpoints_at(
             break;
         }
         report.checkpoints_checked += 1;
+        *last_signed = Some(*size);
         match verifier.open(note) {
             Err(e) => problems.add("checkpoints", format!("checkpoint at {size} entries: {e}")),
             Ok(cp) => {
@@ -426,13 +439,55 @@ fn record_old(old: &Checkpoint, root: &Hash, report: &mut LogReport, problems: &
     });
 }
 
-/// One entry's own consistency: canonical, versioned, at its index, about its subject.
-fn check_entry(idx: u64, subject: &str, text: &str, problems: &mut Problems) {
+/// Every transaction that appends entries signs a checkpoint at its end, and its entries name
+/// where it began (`batch`): so where a new batch begins, the previous one's checkpoint must be
+/// there. Only a backfill (a vault from before the log) begins without a checkpoint of the
+/// empty tree.
+fn check_batch(
+    idx: u64,
+    entry: &Value,
+    batch: &mut Option<u64>,
+    last_signed: Option<u64>,
+    problems: &mut Problems,
+) {
+    let Some(begun) = entry["batch"].as_u64() else {
+        problems.add(
+            "entries",
+            format!("log entry {idx} does not say where its transaction began (batch)"),
+        );
+        return;
+    };
+    if begun == idx {
+        let backfill = idx == 0 && entry["backfill"] == true;
+        if last_signed != Some(idx) && !backfill {
+            problems.add(
+                "checkpoints",
+                format!(
+                    "the signed checkpoint at {idx} entries (the end of the transaction before \
+                     entry {idx}) is missing (deleted?)"
+                ),
+            );
+        }
+    } else if Some(begun) != *batch {
+        problems.add(
+            "entries",
+            format!(
+                "log entry {idx} says its transaction began at entry {begun}, but the entry \
+                 before it is not part of that transaction"
+            ),
+        );
+    }
+    *batch = Some(begun);
+}
+
+/// One entry's own consistency: canonical, versioned, at its index, about its subject. The
+/// parsed entry, if it is JSON.
+fn check_entry(idx: u64, subject: &str, text: &str, problems: &mut Problems) -> Option<Value> {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
             problems.add("entries", format!("log entry {idx} is not JSON: {e}"));
-            return;
+            return None;
         }
     };
     let mut faults = Vec::new();
@@ -454,6 +509,7 @@ fn check_entry(idx: u64, subject: &str, text: &str, problems: &mut Problems) {
     if !faults.is_empty() {
         problems.add("entries", format!("log entry {idx} {}", faults.join(", ")));
     }
+    Some(value)
 }
 
 /// Compares every object in the index with the newest entry about it.

@@ -75,17 +75,21 @@ pub(crate) struct Appender<'c> {
     conn: &'c Connection,
     signer: &'c LogSigner,
     frontier: Frontier,
+    /// The index of the transaction's first entry (the `batch` of its entries).
+    batch: u64,
     time: String,
     appended: u64,
 }
 
 impl<'c> Appender<'c> {
     pub fn begin(conn: &'c Connection, signer: &'c LogSigner) -> Result<Appender<'c>> {
-        let frontier = Frontier::load(&DbNodes(conn), size(conn)?)?;
+        let batch = size(conn)?;
+        let frontier = Frontier::load(&DbNodes(conn), batch)?;
         Ok(Appender {
             conn,
             signer,
             frontier,
+            batch,
             time: format_time(Utc::now()),
             appended: 0,
         })
@@ -118,6 +122,7 @@ impl<'c> Appender<'c> {
         let mut entry = json!({
             "v": ENTRY_VERSION,
             "index": index,
+            "batch": self.batch,
             "time": self.time,
             "actor": actor,
             "type": kind,
@@ -192,6 +197,11 @@ pub(crate) fn meta(conn: &Connection, name: &str) -> Result<Option<String>> {
 /// that verification covers them from now on. Runs in one transaction.
 pub(crate) fn adopt(conn: &mut Connection, signer: &LogSigner, actor: &str) -> Result<u64> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // A log with entries or checkpoints but no key on record lost its metadata behind its back:
+    // starting it again would sign today's (perhaps edited) state as if it were history.
+    if has_history(&tx)? {
+        return Err(Error::Integrity(METADATA_DELETED.into()));
+    }
     tx.execute(
         "INSERT INTO log_meta (name, value) VALUES ('origin', ?1), ('vkey', ?2)",
         params![signer.name(), signer.verifier().to_vkey()],
@@ -220,6 +230,20 @@ pub(crate) fn adopt(conn: &mut Connection, signer: &LogSigner, actor: &str) -> R
     }
     tx.commit()?;
     Ok(backfilled)
+}
+
+/// Why a log that holds history but no record of its key cannot be started again.
+pub const METADATA_DELETED: &str = "the log holds entries or checkpoints but the index records \
+    no key for it (table log_meta): its metadata was deleted behind the log's back; restore the \
+    vault from a backup (`evault log verify` reports the details)";
+
+/// Whether the log holds any entry or checkpoint.
+pub(crate) fn has_history(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM log_entries) OR EXISTS (SELECT 1 FROM log_checkpoints)",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 fn backfill_kind(table: Table) -> &'static str {
@@ -306,6 +330,8 @@ pub trait LogStore: Send + Sync {
     /// Starts the log with `signer` (see [`adopt`]); returns how many existing objects it
     /// recorded.
     fn log_adopt(&self, signer: &LogSigner, actor: &str) -> Result<u64>;
+    /// Whether the log holds any entry or checkpoint.
+    fn log_has_history(&self) -> Result<bool>;
     fn log_latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>>;
     fn log_checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>>;
     /// The root of the first `size` entries, from stored subtrees.
@@ -340,6 +366,10 @@ impl LogStore for crate::index::SqliteIndex {
 
     fn log_adopt(&self, signer: &LogSigner, actor: &str) -> Result<u64> {
         adopt(&mut *self.conn()?, signer, actor)
+    }
+
+    fn log_has_history(&self) -> Result<bool> {
+        has_history(&*self.conn()?)
     }
 
     fn log_latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {

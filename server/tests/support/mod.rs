@@ -96,7 +96,7 @@ impl TestVault {
 
     pub fn with_limits(limits: ServerLimits) -> TestVault {
         let dir = tempfile::tempdir().unwrap();
-        let (vault, _) = Vault::init(&dir.path().join("vault")).unwrap();
+        let (vault, _) = Vault::init(&dir.path().join("vault"), "test").unwrap();
         let mut secrets = HashMap::new();
         for (name, role, scopes) in TOKENS {
             let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
