@@ -1721,6 +1721,17 @@ fn every_edit_insert_or_delete_behind_the_logs_back_is_named() {
             one_line(&[s("checkpoint at 8 entries: "), s("does not verify")]),
         ),
         (
+            "records: the entry named as a record's ingestion changed",
+            format!(
+                "UPDATE records SET log_index = log_index + 1 WHERE id = '{}'",
+                sbom.id
+            ),
+            one_line(&[
+                format!("record {}", sbom.id),
+                s("as its ingestion, but that is log entry"),
+            ]),
+        ),
+        (
             "log_nodes: a stored subtree hash edited",
             s("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 1"),
             one_line(&[s(
@@ -2372,8 +2383,8 @@ fn a_vault_from_before_the_log_refuses_changes_until_init_adopts_it() {
             }
             PreLog::SchemaVersion4 => {
                 "DROP TABLE log_entries; DROP TABLE log_nodes; DROP TABLE log_checkpoints; \
-                 DROP TABLE log_meta; DELETE FROM schema_migrations WHERE version = 5; \
-                 PRAGMA user_version = 4;"
+                 DROP TABLE log_meta; ALTER TABLE records DROP COLUMN log_index; \
+                 DELETE FROM schema_migrations WHERE version = 5; PRAGMA user_version = 4;"
             }
         };
         tamper(&v, sql);

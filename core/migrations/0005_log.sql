@@ -1,19 +1,26 @@
 -- evault metadata index, version 5: the tamper-evident log (see core/src/log/mod.rs).
 
+-- Every table here is keyed by append order, so that a push writes the last page of each and
+-- nothing else: an index on a random key (the subject) would cost pushes a page per entry.
 CREATE TABLE log_entries (
     idx      INTEGER PRIMARY KEY,   -- leaf index in the Merkle tree, from 0, without gaps
     subject  TEXT NOT NULL,         -- the object the entry is about, e.g. record/<id>
     entry    TEXT NOT NULL          -- canonical JSON; the leaf hash is SHA-256(0x00 || entry)
 ) STRICT;
-CREATE INDEX log_entries_subject ON log_entries (subject, idx);
 
--- Hashes of complete perfect subtrees: leaves [idx * 2^level, (idx + 1) * 2^level).
+-- Hashes of complete perfect subtrees: leaves [idx * 2^level, (idx + 1) * 2^level), stored in
+-- the order they complete: pos = 2k - popcount(k) + level, k = (idx + 1) * 2^level - 1 being
+-- the leaf that completes the subtree.
 CREATE TABLE log_nodes (
+    pos    INTEGER PRIMARY KEY,
     level  INTEGER NOT NULL,
     idx    INTEGER NOT NULL,
-    hash   BLOB NOT NULL,
-    PRIMARY KEY (level, idx)
-) STRICT, WITHOUT ROWID;
+    hash   BLOB NOT NULL
+) STRICT;
+
+-- The entry that recorded the record's ingestion, for inclusion proofs (not part of the
+-- record's logged state; `evault log verify` checks it against the log).
+ALTER TABLE records ADD COLUMN log_index INTEGER;
 
 -- One signed checkpoint (C2SP signed note) per transaction that appended entries.
 CREATE TABLE log_checkpoints (

@@ -129,6 +129,10 @@ impl SqliteIndex {
         }
         let mut conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // A push runs a few dozen distinct statements (records, subjects, facts, verdicts, the
+        // log's state reads and appends); rusqlite's default cache of 16 would re-parse most of
+        // them on every push.
+        conn.set_prepared_statement_cache_capacity(128);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -442,7 +446,8 @@ impl MetadataIndex for SqliteIndex {
                     } else {
                         "record.ingested"
                     };
-                    log.record(kind, RECORDS, &r.id, &r.producer, None)?;
+                    let index = log.record(kind, RECORDS, &r.id, &r.producer, None)?;
+                    crate::log::set_record_entry(tx, &r.id, index)?;
                     out.push((r.clone(), Status::Created));
                 } else {
                     if reverified {

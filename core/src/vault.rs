@@ -825,8 +825,7 @@ impl Vault {
     /// record must be visible under `scopes` (empty: all).
     pub fn log_prove(&self, id_or_prefix: &str, scopes: &[String]) -> Result<InclusionProof> {
         let record = self.record_in_scope(id_or_prefix, scopes)?;
-        let subject = log::state::RECORDS.subject(&record.id);
-        let index = self.index.log_first_entry(&subject)?.ok_or_else(|| {
+        let index = self.index.log_record_entry(&record.id)?.ok_or_else(|| {
             Error::Integrity(format!(
                 "record {} has no log entry; run `evault log verify`",
                 record.id
@@ -837,6 +836,16 @@ impl Vault {
             .index
             .log_entry(index)?
             .ok_or_else(|| Error::Integrity(format!("log entry {index} is missing")))?;
+        let subject = log::state::RECORDS.subject(&record.id);
+        let about = serde_json::from_str::<serde_json::Value>(&entry)
+            .ok()
+            .and_then(|e| e["subject"].as_str().map(str::to_string));
+        if about.as_deref() != Some(subject.as_str()) {
+            return Err(Error::Integrity(format!(
+                "record {} names log entry {index} as its ingestion, but that entry is not about                  it; run `evault log verify`",
+                record.id
+            )));
+        }
         let proof = self.index.log_inclusion_proof(index, checkpoint.size)?;
         let leaf = log::merkle::leaf_hash(entry.as_bytes());
         let root = self.index.log_root(checkpoint.size)?;

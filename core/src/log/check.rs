@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::merkle::{self, Frontier, Hash};
 use super::note::{Checkpoint, LogVerifier};
-use super::state::{self, CHILDREN, TABLES, Table};
+use super::state::{self, CHILDREN, RECORDS, TABLES, Table};
 use super::{ENTRY_VERSION, meta};
 use crate::error::Result;
 
@@ -218,7 +218,7 @@ fn tree(
     let mut checkpoints = conn.prepare("SELECT size, note FROM log_checkpoints ORDER BY size")?;
     let mut cps = checkpoints.query([])?;
     let mut next_cp: Option<(u64, String)> = next_checkpoint(&mut cps)?;
-    let mut node = conn.prepare("SELECT hash FROM log_nodes WHERE level = ?1 AND idx = ?2")?;
+    let mut node = conn.prepare("SELECT level, idx, hash FROM log_nodes WHERE pos = ?1")?;
     let mut frontier = Frontier::default();
     let mut nodes_expected = 0u64;
     let mut old_checked = false;
@@ -263,10 +263,15 @@ fn tree(
         }
         for (level, index, hash) in frontier.push(merkle::leaf_hash(text.as_bytes())) {
             nodes_expected += 1;
-            let stored: Option<Vec<u8>> = node
-                .query_row(params![level, index as i64], |r| r.get(0))
+            let stored: Option<(u32, i64, Vec<u8>)> = node
+                .query_row(params![super::node_pos(level, index) as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
                 .ok();
-            if stored.as_deref() != Some(hash.as_slice()) {
+            let matches = stored.as_ref().is_some_and(|(l, i, h)| {
+                *l == level && *i == index as i64 && h.as_slice() == hash.as_slice()
+            });
+            if !matches {
                 problems.add(
                     "stored hashes",
                     format!(
@@ -526,15 +531,37 @@ fn objects(
         })?;
         total += n.max(0) as u64;
     }
+    // The first and newest entry of every subject, in one pass over the log (the log has no
+    // index by subject: pushes would pay for it).
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS temp.log_subjects;
+         CREATE TEMP TABLE log_subjects (
+             subject TEXT PRIMARY KEY, first INTEGER NOT NULL, newest INTEGER NOT NULL
+         ) WITHOUT ROWID;
+         INSERT INTO temp.log_subjects
+             SELECT subject, min(idx), max(idx) FROM log_entries GROUP BY subject;",
+    )?;
+    let result = merge_objects(conn, total, report, problems, progress);
+    conn.execute_batch("DROP TABLE IF EXISTS temp.log_subjects")?;
+    result
+}
+
+fn merge_objects(
+    conn: &Connection,
+    total: u64,
+    report: &mut LogReport,
+    problems: &mut Problems,
+    progress: &mut dyn FnMut(&str, u64, u64),
+) -> Result<()> {
     let mut done = 0u64;
+    let mut record_entry = conn.prepare("SELECT log_index FROM records WHERE id = ?1")?;
     for table in TABLES {
         let lo = format!("{}/", table.prefix);
         let hi = format!("{}0", table.prefix);
         let mut latest = conn.prepare(
-            "SELECT e.subject, e.idx, e.entry FROM log_entries e \
-             JOIN (SELECT max(idx) AS m FROM log_entries WHERE subject >= ?1 AND subject < ?2 \
-                   GROUP BY subject) l ON e.idx = l.m \
-             ORDER BY e.subject",
+            "SELECT s.subject, s.newest, e.entry, s.first FROM temp.log_subjects s \
+             JOIN log_entries e ON e.idx = s.newest \
+             WHERE s.subject >= ?1 AND s.subject < ?2 ORDER BY s.subject",
         )?;
         let mut logged = latest.query(params![lo, hi])?;
         let mut keys = conn.prepare(&format!(
@@ -550,11 +577,11 @@ fn objects(
                 (None, None) => break,
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some((k, _, _)), Some(key)) => k.as_str().cmp(key.as_str()),
+                (Some((k, ..)), Some(key)) => k.as_str().cmp(key.as_str()),
             };
             match order {
                 std::cmp::Ordering::Less => {
-                    let (key, idx, entry) = next_logged.take().unwrap_or_default();
+                    let (key, idx, entry, _) = next_logged.take().unwrap_or_default();
                     if !entry["state"].is_null() {
                         problems.add(
                             "objects",
@@ -582,9 +609,23 @@ fn objects(
                     next_key = self::next_key(&mut stored)?;
                 }
                 std::cmp::Ordering::Equal => {
-                    let (key, idx, entry) = next_logged.take().unwrap_or_default();
+                    let (key, idx, entry, first) = next_logged.take().unwrap_or_default();
                     let actual = table.state(conn, &key)?.unwrap_or(Value::Null);
                     compare(table, &key, idx, &entry["state"], &actual, problems);
+                    if table.table == RECORDS.table {
+                        let named: Option<i64> =
+                            record_entry.query_row(params![key], |r| r.get(0))?;
+                        if named != Some(first as i64) {
+                            problems.add(
+                                "objects",
+                                format!(
+                                    "record {key} names log entry {} as its ingestion, but that \
+                                     is log entry {first}",
+                                    named.map_or("(none)".to_string(), |n| n.to_string())
+                                ),
+                            );
+                        }
+                    }
                     report.objects_checked += 1;
                     done += 1;
                     if done.is_multiple_of(4096) {
@@ -607,11 +648,11 @@ fn next_key(rows: &mut rusqlite::Rows<'_>) -> Result<Option<String>> {
     })
 }
 
-/// The next (key, index, entry) of a table's newest entries.
+/// The next (key, index, entry, index of the first entry) of a table's newest entries.
 fn next_logged_entry(
     rows: &mut rusqlite::Rows<'_>,
     prefix: &str,
-) -> Result<Option<(String, u64, Value)>> {
+) -> Result<Option<(String, u64, Value, u64)>> {
     let Some(r) = rows.next()? else {
         return Ok(None);
     };
@@ -620,8 +661,9 @@ fn next_logged_entry(
     let text: String = r.get(2)?;
     // An unparsable entry was reported by the tree pass; here it reads as "no state".
     let entry = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let first = r.get::<_, i64>(3)?.max(0) as u64;
     let key = subject.strip_prefix(prefix).unwrap_or(&subject).to_string();
-    Ok(Some((key, idx, entry)))
+    Ok(Some((key, idx, entry, first)))
 }
 
 fn noun(table: Table) -> &'static str {

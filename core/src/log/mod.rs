@@ -48,8 +48,8 @@ impl Nodes for DbNodes<'_> {
     fn node(&self, level: u32, index: u64) -> Result<Hash> {
         let hash: Option<Vec<u8>> = self
             .0
-            .prepare_cached("SELECT hash FROM log_nodes WHERE level = ?1 AND idx = ?2")?
-            .query_row(params![level, index as i64], |r| r.get(0))
+            .prepare_cached("SELECT hash FROM log_nodes WHERE pos = ?1")?
+            .query_row(params![node_pos(level, index) as i64], |r| r.get(0))
             .optional()?;
         hash.and_then(|h| h.try_into().ok()).ok_or_else(|| {
             Error::Integrity(format!(
@@ -60,13 +60,27 @@ impl Nodes for DbNodes<'_> {
     }
 }
 
+/// Where the hash of the perfect subtree (`level`, `index`) is stored: the order in which the
+/// subtrees complete as leaves are appended, so that appends only ever write at the end. Before
+/// leaf `k` the tree has completed `2k - popcount(k)` subtrees; leaf `k` then completes those at
+/// levels 0, 1, … in turn.
+pub(crate) fn node_pos(level: u32, index: u64) -> u64 {
+    let k = ((index + 1) << level) - 1;
+    2 * k - u64::from(k.count_ones()) + u64::from(level)
+}
+
+/// Records that the record `id`'s ingestion is log entry `index` (for its inclusion proof).
+pub(crate) fn set_record_entry(conn: &Connection, id: &str, index: u64) -> Result<()> {
+    conn.prepare_cached("UPDATE records SET log_index = ?1 WHERE id = ?2")?
+        .execute(params![index as i64, id])?;
+    Ok(())
+}
+
 /// The number of entries in the log.
 pub(crate) fn size(conn: &Connection) -> Result<u64> {
-    let n: i64 = conn.query_row(
-        "SELECT coalesce(max(idx) + 1, 0) FROM log_entries",
-        [],
-        |r| r.get(0),
-    )?;
+    let n: i64 = conn
+        .prepare_cached("SELECT coalesce(max(idx) + 1, 0) FROM log_entries")?
+        .query_row([], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
@@ -139,11 +153,12 @@ impl<'c> Appender<'c> {
         self.conn
             .prepare_cached("INSERT INTO log_entries (idx, subject, entry) VALUES (?1, ?2, ?3)")?
             .execute(params![index as i64, subject, text])?;
-        let mut insert = self
-            .conn
-            .prepare_cached("INSERT INTO log_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO log_nodes (pos, level, idx, hash) VALUES (?1, ?2, ?3, ?4)",
+        )?;
         for (level, idx, hash) in self.frontier.push(merkle::leaf_hash(text.as_bytes())) {
-            insert.execute(params![level, idx as i64, hash.as_slice()])?;
+            let pos = node_pos(level, idx) as i64;
+            insert.execute(params![pos, level, idx as i64, hash.as_slice()])?;
         }
         self.appended += 1;
         Ok(index)
@@ -221,7 +236,10 @@ pub(crate) fn adopt(conn: &mut Connection, signer: &LogSigner, actor: &str) -> R
         };
         for key in keys {
             let state = table.state(&tx, &key)?;
-            appender.append(kind, &table.subject(&key), actor, state, None, true)?;
+            let index = appender.append(kind, &table.subject(&key), actor, state, None, true)?;
+            if table.table == state::RECORDS.table {
+                set_record_entry(&tx, &key, index)?;
+            }
             backfilled += 1;
         }
     }
@@ -308,14 +326,16 @@ pub(crate) fn entry(conn: &Connection, index: u64) -> Result<Option<String>> {
         .optional()?)
 }
 
-/// The index of the first entry about `subject` (for a record, its ingestion).
-pub(crate) fn first_entry_of(conn: &Connection, subject: &str) -> Result<Option<u64>> {
+/// The index of the entry that recorded the ingestion of record `id`.
+pub(crate) fn record_entry(conn: &Connection, id: &str) -> Result<Option<u64>> {
     Ok(conn
         .query_row(
-            "SELECT min(idx) FROM log_entries WHERE subject = ?1",
-            params![subject],
+            "SELECT log_index FROM records WHERE id = ?1",
+            params![id],
             |r| r.get::<_, Option<i64>>(0),
-        )?
+        )
+        .optional()?
+        .flatten()
         .map(|i| i.max(0) as u64))
 }
 
@@ -339,7 +359,8 @@ pub trait LogStore: Send + Sync {
     fn log_entry(&self, index: u64) -> Result<Option<String>>;
     /// Up to `limit` entries from `start`, with their indexes.
     fn log_entries(&self, start: u64, limit: u64) -> Result<Vec<(u64, String)>>;
-    fn log_first_entry(&self, subject: &str) -> Result<Option<u64>>;
+    /// The entry that recorded the ingestion of record `id`.
+    fn log_record_entry(&self, id: &str) -> Result<Option<u64>>;
     fn log_inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>>;
     fn log_consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>>;
     fn log_verify(
@@ -403,8 +424,8 @@ impl LogStore for crate::index::SqliteIndex {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn log_first_entry(&self, subject: &str) -> Result<Option<u64>> {
-        first_entry_of(&*self.conn()?, subject)
+    fn log_record_entry(&self, id: &str) -> Result<Option<u64>> {
+        record_entry(&*self.conn()?, id)
     }
 
     fn log_inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
@@ -492,4 +513,24 @@ pub struct LogEntry {
     pub index: u64,
     /// Exactly as hashed.
     pub entry: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtrees_are_stored_at_consecutive_positions_in_the_order_they_complete() {
+        let mut frontier = Frontier::default();
+        let mut next = 0u64;
+        for leaf in 0..1000u64 {
+            let mut completed = frontier.push(merkle::leaf_hash(&leaf.to_be_bytes()));
+            completed.sort_by_key(|(level, ..)| *level);
+            for (level, idx, _) in completed {
+                assert_eq!(node_pos(level, idx), next, "leaf {leaf}, level {level}");
+                next += 1;
+            }
+        }
+        assert_eq!(next, 2 * 1000 - u64::from(1000u64.count_ones()));
+    }
 }

@@ -87,7 +87,7 @@ pub const CHILDREN: [(&str, &str, &str, &str); 7] = [
 ];
 
 /// Columns that are not part of an object's state (see the module docs).
-const EXEMPT: [(&str, &str); 1] = [("tokens", "last_used_at")];
+const EXEMPT: [(&str, &str); 2] = [("tokens", "last_used_at"), ("records", "log_index")];
 
 impl Table {
     pub fn subject(&self, key: &str) -> String {
