@@ -58,10 +58,12 @@ push_config() { # run, pusher
   local cfg=$WORK/push-$1-$2.cfg n=$((PUSHES / PUSHERS))
   : >"$cfg"
   for i in $(seq 1 "$n"); do
+    # `next` separates requests; one after the last would start an empty one.
+    [ "$i" = 1 ] || printf 'next\n'
     printf 'url = "%s/v1/push?blueprint=bench&version=1&git_sha=%s&name=%s-%s-%s.txt"\n' "$URL" "$SHA" "$1" "$2" "$i"
     printf 'data-binary = "bench push %s %s %s: %s"\n' "$1" "$2" "$i" "$(head -c 512 /dev/zero | tr '\0' x)"
     printf 'header = "Authorization: Bearer %s"\nsilent\noutput = "/dev/null"\n' "$PUSHER"
-    printf 'write-out = "%%{http_code}\\n"\nnext\n'
+    printf 'write-out = "%%{http_code}\\n"\n'
   done >"$cfg"
   echo "$cfg"
 }
