@@ -2530,3 +2530,40 @@ fn init_on_a_vault_from_before_the_log_says_what_it_changed() {
     assert!(again.contains("nothing changed"), "{again}");
     assert_eq!(entries(&v).len(), 10);
 }
+
+#[test]
+fn bad_keys_and_checkpoints_on_the_command_line_are_input_errors_naming_the_option() {
+    let v = Vault::initialised();
+    v.write("garbage.cp", "not a checkpoint\n");
+    v.write("huge.cp", vec![b'x'; 70 * 1024]);
+    v.write("binary.cp", [0xffu8, 0xfe, 0x00, 0x80]);
+    let cases: [(&[&str], &[&str]); 6] = [
+        (
+            &["log", "verify", "--checkpoint", "garbage.cp"],
+            &["--checkpoint garbage.cp: not a signed checkpoint"],
+        ),
+        (
+            &["log", "verify", "--checkpoint", "huge.cp"],
+            &["--checkpoint huge.cp: larger than 64 KiB"],
+        ),
+        (
+            &["log", "verify", "--checkpoint", "binary.cp"],
+            &["--checkpoint binary.cp: not UTF-8 text"],
+        ),
+        (
+            &["log", "verify", "--checkpoint", "missing.cp"],
+            &["--checkpoint missing.cp: cannot read"],
+        ),
+        (
+            &["log", "verify", "--key", "garbage"],
+            &["--key garbage: neither a verifier key", "nor a file"],
+        ),
+        (
+            &["log", "prove", "000000", "--key", "huge.cp"],
+            &["--key huge.cp: larger than 64 KiB"],
+        ),
+    ];
+    for (args, needles) in cases {
+        v.run(args.iter().copied()).fails(2, needles);
+    }
+}

@@ -98,11 +98,13 @@ pub fn run(g: &Global, command: LogCommand) -> Result<(), Error> {
             write_stdout(&cp.note)
         }
         LogCommand::Prove { id, key } => {
+            // A pinned key is checked before the vault is asked anything.
+            let pinned = key.key.as_deref().map(read_key_arg).transpose()?;
             let proof: InclusionProof = match &backend {
                 Backend::Local { vault, .. } => vault.log_prove(&id, &[])?,
                 Backend::Remote(r) => r.get_json(&format!("/v1/log/proof/{}", encode(&id)))?,
             };
-            check_inclusion(&proof, &trusted(&backend, key.key.as_deref())?)?;
+            check_inclusion(&proof, &trusted(&backend, pinned.as_deref())?)?;
             if g.json {
                 return print_json(&proof);
             }
@@ -126,6 +128,7 @@ pub fn run(g: &Global, command: LogCommand) -> Result<(), Error> {
             write_stdout(&out)
         }
         LogCommand::Consistency { from, to, key } => {
+            let pinned = key.key.as_deref().map(read_key_arg).transpose()?;
             let proof: ConsistencyProof = match &backend {
                 Backend::Local { vault, .. } => vault.log_consistency(from, to)?,
                 Backend::Remote(r) => {
@@ -136,7 +139,7 @@ pub fn run(g: &Global, command: LogCommand) -> Result<(), Error> {
                     r.get_json(&path)?
                 }
             };
-            let verifier = trusted(&backend, key.key.as_deref())?;
+            let verifier = trusted(&backend, pinned.as_deref())?;
             let new = open_checkpoint(&verifier, &proof.checkpoint, "the newer checkpoint")?;
             let old_root = parse_hash(&proof.from_root_hash)?;
             if new.size != proof.to {
@@ -210,13 +213,34 @@ fn checkpoint(backend: &Backend) -> Result<CheckpointView, Error> {
     }
 }
 
-/// The key given with `--key` (a verifier key, or a file holding one), else the vault's own.
+/// The key given with `--key` (its text, from [`read_key_arg`]), else the vault's own.
 fn trusted(backend: &Backend, pinned: Option<&str>) -> Result<LogVerifier, Error> {
     let text = match pinned {
-        Some(arg) => read_key_arg(arg)?,
+        Some(key) => key.to_string(),
         None => log_key(backend)?.vkey,
     };
     LogVerifier::from_vkey(&text).map_err(|e| Error::Invalid(format!("invalid --key: {e}")))
+}
+
+/// Longest key or checkpoint file read (both are a few hundred bytes).
+const MAX_NOTE_FILE: u64 = 64 * 1024;
+
+/// A small text file given on the command line (`what` names the option in errors).
+fn read_note_file(path: &Path, what: &str) -> Result<String, Error> {
+    let fail = |why: String| Error::Invalid(format!("{what} {}: {why}", path.display()));
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_NOTE_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_NOTE_FILE {
+        return Err(fail(format!(
+            "larger than {} KiB: not a key or checkpoint",
+            MAX_NOTE_FILE / 1024
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text: not a key or checkpoint".into()))
 }
 
 fn read_key_arg(arg: &str) -> Result<String, Error> {
@@ -224,8 +248,13 @@ fn read_key_arg(arg: &str) -> Result<String, Error> {
     if arg.contains('+') && !path.exists() {
         return Ok(arg.to_string());
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Invalid(format!("--key {arg}: cannot read: {e}")))?;
+    if !path.exists() {
+        return Err(Error::Invalid(format!(
+            "--key {arg}: neither a verifier key (name+id+key, as `evault log key` prints) nor \
+             a file"
+        )));
+    }
+    let text = read_note_file(path, "--key")?;
     // The first line that is not a comment (the format `evault log key` prints).
     text.lines()
         .map(str::trim)
@@ -292,8 +321,15 @@ fn verify(g: &Global, backend: &Backend, args: VerifyArgs) -> Result<(), Error> 
         .checkpoint
         .as_ref()
         .map(|p| {
-            std::fs::read_to_string(p)
-                .map_err(|e| Error::Invalid(format!("{}: cannot read: {e}", p.display())))
+            let text = read_note_file(p, "--checkpoint")?;
+            evault_core::verify::sigstore::checkpoint::parse(&text).map_err(|e| {
+                Error::Invalid(format!(
+                    "--checkpoint {}: not a signed checkpoint (save one with `evault log \
+                     checkpoint > FILE`): {e}",
+                    p.display()
+                ))
+            })?;
+            Ok::<_, Error>(text)
         })
         .transpose()?;
     let pinned = args.key.key.as_deref().map(read_key_arg).transpose()?;
