@@ -2090,6 +2090,14 @@ fn the_demo_runs_end_to_end() {
     let out = run.stdout_text();
     assert!(out.contains("sbom.json"), "{out}");
     assert!(out.contains("all blobs intact"), "{out}");
+    assert!(
+        out.contains("is entry"),
+        "the SBOM's inclusion proof: {out}"
+    );
+    assert!(
+        out.contains("ok: the log verifies and the vault agrees with it"),
+        "{out}"
+    );
     assert_no_panic(&run.stderr);
     assert!(!run.stderr.contains("error:"), "{}", run.stderr);
 }

@@ -317,6 +317,14 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
             "the SBOM read back differs from the one pushed".into(),
         ));
     }
+    run_step(
+        "Prove the SBOM's ingestion is in the signed, append-only log",
+        &["log", "prove", &sbom_id],
+    )?;
+    run_step(
+        "Recompute the log and check the vault against it",
+        &["log", "verify"],
+    )?;
     run_step("Check every stored blob", &["fsck"])?;
 
     let failed: Vec<_> = steps.iter().filter(|(_, s)| s.code != 0).collect();
