@@ -442,7 +442,9 @@ impl LogStore for crate::index::SqliteIndex {
         problems: &mut check::Problems,
         progress: &mut dyn FnMut(&str, u64, u64),
     ) -> Result<check::LogReport> {
-        check::verify(&*self.conn()?, anchors, problems, progress)
+        // On a snapshot of its own: a verification of a large log takes seconds, during which
+        // a server keeps accepting pushes.
+        self.snapshot(|conn| check::verify(conn, anchors, problems, progress))
     }
 }
 
