@@ -2567,3 +2567,42 @@ fn bad_keys_and_checkpoints_on_the_command_line_are_input_errors_naming_the_opti
         v.run(args.iter().copied()).fails(2, needles);
     }
 }
+
+#[test]
+fn remote_log_entries_are_fetched_page_by_page_beyond_one_page() {
+    let v = Vault::initialised();
+    for i in 0..600 {
+        v.write(&format!("many/note-{i:03}.txt"), format!("note {i}\n"));
+    }
+    v.push_json(common::with_links(&["many"]));
+    let local = v
+        .run(["log", "entries", "--limit", "5000"])
+        .success()
+        .stdout_text();
+    assert_eq!(local.lines().count(), 1200, "600 blobs and 600 records");
+    let server = Server::start_on(v, None);
+    let auditor = server.token("pages", "auditor", &[], None);
+    let all = remote(&server, &auditor, &["log", "entries", "--limit", "5000"]).success();
+    // The token created for the test is one more entry.
+    let lines: Vec<String> = all.stdout_text().lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 1201);
+    assert_eq!(lines[..1200].join("\n") + "\n", local);
+    let some = remote(
+        &server,
+        &auditor,
+        &["log", "entries", "--start", "999", "--limit", "3"],
+    )
+    .success();
+    let indexes: Vec<u64> = some
+        .stdout_text()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["index"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(indexes, [999, 1000, 1001]);
+    let zero = remote(&server, &auditor, &["log", "entries", "--limit", "0"]);
+    assert_eq!(zero.code, 2, "{zero:?}");
+}

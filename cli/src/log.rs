@@ -45,7 +45,9 @@ pub enum LogCommand {
     Entries {
         #[arg(long, default_value_t = 0, value_name = "INDEX")]
         start: u64,
-        #[arg(long, default_value_t = 1000, value_name = "N")]
+        /// At most this many (against a server, fetched 1000 at a time).
+        #[arg(long, default_value_t = 1000, value_name = "N",
+              value_parser = clap::value_parser!(u64).range(1..))]
         limit: u64,
     },
     /// Recompute the log, check its signatures, that it still contains an older checkpoint,
@@ -180,10 +182,21 @@ pub fn run(g: &Global, command: LogCommand) -> Result<(), Error> {
                     #[derive(serde::Deserialize)]
                     struct Page {
                         entries: Vec<LogEntry>,
+                        next: Option<u64>,
                     }
-                    let page: Page =
-                        r.get_json(&format!("/v1/log/entries?start={start}&limit={limit}"))?;
-                    page.entries
+                    let mut entries = Vec::new();
+                    let mut from = Some(start);
+                    while let Some(at) = from {
+                        let want = (limit - entries.len() as u64).min(1000);
+                        if want == 0 {
+                            break;
+                        }
+                        let page: Page =
+                            r.get_json(&format!("/v1/log/entries?start={at}&limit={want}"))?;
+                        entries.extend(page.entries);
+                        from = page.next;
+                    }
+                    entries
                 }
             };
             let mut out = String::new();
