@@ -213,7 +213,18 @@ fn remote_token_administration_needs_an_admin_token() {
         .collect();
     assert_eq!(names, ["auditor-q2", "ci-payments", "root"]);
 
-    remote(&server, Some(&auditor), &["token", "ls"]).fails(6, &["auditor"]);
+    // Auditors may list tokens (access reviews), never change them.
+    let seen = remote(&server, Some(&auditor), &["--json", "token", "ls"])
+        .success()
+        .json();
+    let seen_names: Vec<&str> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(seen_names, names);
+    remote(&server, Some(&auditor), &["token", "revoke", "ci-payments"]).fails(6, &["auditor"]);
     remote(
         &server,
         Some(&admin),
@@ -469,4 +480,105 @@ fn a_scoped_admin_cannot_mint_tokens_or_run_maintenance() {
         Some(1),
         "{listed:?}"
     );
+}
+
+#[test]
+fn the_access_review_lists_reads_and_tokens_remotely_and_locally_alike() {
+    let mut server = Server::start();
+    let alice = server.token("alice", "auditor", &[], None);
+    let ci = server.token("ci", "pusher", &[], None);
+    server.token("admin", "admin", &[], None);
+    let reply = server
+        .push(
+            &ci,
+            &[
+                ("blueprint", "checkout-api"),
+                ("version", "1.4.2"),
+                ("git_sha", GIT_SHA),
+                ("name", "notes.txt"),
+            ],
+            b"canary at 5% for 30 minutes\n",
+        )
+        .expect(201);
+    let id = str_field(&reply.json()[0], "id");
+    server
+        .get(&format!("/v1/records/{id}"), Some(&alice))
+        .expect(200);
+    server.get("/v1/records", Some(&ci)).expect(403);
+
+    let review = remote(
+        &server,
+        Some(&alice),
+        &["--json", "audit", "access", "--since", "2000-01-01"],
+    )
+    .success()
+    .json();
+    let reads: Vec<(String, String, String, u64)> = review["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                str_field(e, "token"),
+                str_field(e, "action"),
+                str_field(e, "target"),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            ("alice".into(), "record.read".into(), id.clone(), 200),
+            ("ci".into(), "records.query".into(), String::new(), 403),
+        ]
+    );
+    let tokens: Vec<String> = review["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| str_field(t, "name"))
+        .collect();
+    assert_eq!(tokens, ["admin", "alice", "ci"]);
+    assert!(
+        review["tokens"][1]["last_used_at"].is_string(),
+        "{review:#}"
+    );
+    assert!(review["tokens"][0].get("secret_hash").is_none());
+    // A token of another role may not review access.
+    remote(&server, Some(&ci), &["audit", "access"]).fails(6, &["role pusher"]);
+    // A period that ended before the reads has none of them.
+    let empty = remote(
+        &server,
+        Some(&alice),
+        &["--json", "audit", "access", "--until", "2000-01-01"],
+    )
+    .success()
+    .json();
+    assert_eq!(empty["events"].as_array().unwrap().len(), 0);
+
+    // Once the server has stopped, the same review from the vault directory.
+    server.terminate();
+    assert!(server.wait().success(), "{}", server.logs());
+    let local = server
+        .vault
+        .run(["--json", "audit", "access", "--since", "2000-01-01"])
+        .success()
+        .json();
+    // The remote review's own listings are events too: they come after the two reads.
+    assert_eq!(local["events"][0], review["events"][0]);
+    assert_eq!(local["events"][1], review["events"][1]);
+    assert_eq!(local["tokens"].as_array().unwrap().len(), 3);
+    let text = server
+        .vault
+        .run(["audit", "access", "--token", "alice"])
+        .success()
+        .stdout_text();
+    assert!(text.contains("record.read"), "{text}");
+    assert!(!text.contains("records.query"), "{text}");
+    assert!(text.contains("tokens (3):"), "{text}");
+    server
+        .vault
+        .run(["audit", "access", "--since", "last week"])
+        .fails(2, &["invalid --since 'last week'"]);
 }

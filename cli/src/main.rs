@@ -5,6 +5,7 @@
 //! exit code (0 success, 1 internal error, 2 bad usage or invalid input, 3 not found,
 //! 4 integrity failure).
 
+mod audit;
 mod backend;
 mod demo;
 mod log;
@@ -102,6 +103,10 @@ enum Command {
     /// and full verification.
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Reports for auditors: `audit access` (who read what, and every token) for access
+    /// reviews.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Verify a classic in-toto supply chain: a signed layout and its links (exit 0 verified,
     /// 7 not). Layout inspections are never run, so a layout that has any is not verified.
     VerifyLayout(trust::LayoutArgs),
@@ -285,6 +290,7 @@ fn run_command(cli: Cli) -> Result<(), Error> {
         Command::Serve(args) => evault_server::run(args, g.data_dir.clone()),
         Command::Trust(command) => trust::run(g, command),
         Command::Log(command) => log::run(g, command),
+        Command::Audit(command) => audit::run(g, command),
         Command::Verify { .. } | Command::VerifyLayout(_) => {
             Err(Error::Internal("verify is dispatched before".into()))
         }

@@ -259,6 +259,39 @@ pub fn token_created(t: &TokenInfo) -> String {
 }
 
 /// `token ls` as a table.
+/// Access events, one line each, oldest first.
+pub fn access_table(events: &[evault_core::access::AccessEvent]) -> String {
+    if events.is_empty() {
+        return "no reads\n".into();
+    }
+    let rows: Vec<[String; 7]> = events
+        .iter()
+        .map(|e| {
+            [
+                e.at.get(..19).unwrap_or(&e.at).replace('T', " "),
+                e.token.clone(),
+                e.role.clone(),
+                e.action.clone(),
+                e.target.clone(),
+                e.remote.clone().unwrap_or_else(|| "-".into()),
+                e.status.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TIME (UTC)",
+            "TOKEN",
+            "ROLE",
+            "ACTION",
+            "TARGET",
+            "FROM",
+            "STATUS",
+        ],
+        &rows,
+    )
+}
+
 pub fn token_table(tokens: &[TokenInfo], now: chrono::DateTime<chrono::Utc>) -> String {
     if tokens.is_empty() {
         return "no tokens\n".into();
