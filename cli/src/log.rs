@@ -142,14 +142,13 @@ pub fn run(g: &Global, command: LogCommand) -> Result<(), Error> {
                 }
             };
             let verifier = trusted(&backend, pinned.as_deref())?;
-            let new = open_checkpoint(&verifier, &proof.checkpoint, "the newer checkpoint")?;
+            let new = open_proof_checkpoint(
+                &verifier,
+                &proof.checkpoint,
+                "the newer checkpoint",
+                proof.to,
+            )?;
             let old_root = parse_hash(&proof.from_root_hash)?;
-            if new.size != proof.to {
-                return Err(Error::Integrity(format!(
-                    "the proof is for {} entries but its checkpoint is for {}",
-                    proof.to, new.size
-                )));
-            }
             merkle::verify_consistency(
                 proof.from,
                 proof.to,
@@ -295,18 +294,35 @@ fn parse_hashes(texts: &[String]) -> Result<Vec<Hash>, Error> {
 
 /// Checks an inclusion proof from scratch: the checkpoint's signature, the leaf hash of the
 /// entry, the audit path to the signed root, and that the entry is the record's ingestion.
+/// The checkpoint a proof came with, which must be signed by `verifier` and be for the tree
+/// size the proof is about.
+fn open_proof_checkpoint(
+    verifier: &LogVerifier,
+    note: &str,
+    what: &str,
+    size: u64,
+) -> Result<Checkpoint, Error> {
+    let cp = open_checkpoint(verifier, note, what)?;
+    if cp.size != size {
+        return Err(Error::Integrity(format!(
+            "the proof is for {size} entries but its checkpoint is for {}",
+            cp.size
+        )));
+    }
+    Ok(cp)
+}
+
 fn check_inclusion(proof: &InclusionProof, verifier: &LogVerifier) -> Result<(), Error> {
-    let cp = open_checkpoint(verifier, &proof.checkpoint, "the proof's checkpoint")?;
+    let cp = open_proof_checkpoint(
+        verifier,
+        &proof.checkpoint,
+        "the proof's checkpoint",
+        proof.tree_size,
+    )?;
     let leaf = merkle::leaf_hash(proof.entry.as_bytes());
     let entry: serde_json::Value = serde_json::from_str(&proof.entry)
         .map_err(|e| Error::Integrity(format!("the proven entry is not JSON: {e}")))?;
     let about = format!("record/{}", proof.record_id);
-    if cp.size != proof.tree_size {
-        return Err(Error::Integrity(format!(
-            "the proof is for {} entries but its checkpoint is for {}",
-            proof.tree_size, cp.size
-        )));
-    }
     merkle::verify_inclusion(
         proof.log_index,
         cp.size,

@@ -73,6 +73,23 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The page size `limit`: `default` when absent, else a whole number from 1 to `max`.
+    pub fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None => Ok(default),
+            Some(s) => s
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "invalid limit '{}': expected 1 to {max}",
+                        validate::excerpt(s)
+                    ))
+                }),
+        }
+    }
+
     /// The parameter, checked and normalised by `check`; an error names the parameter.
     pub fn checked<T>(
         &self,

@@ -110,19 +110,7 @@ pub async fn list_access(
     // token.
     caller.require(Permission::Audit)?;
     let p = Params::parse(query.as_deref(), &SPEC)?;
-    let limit = match p.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "invalid limit '{}': expected 1 to {MAX_LIMIT}",
-                    validate::excerpt(s)
-                ))
-            })?,
-    };
+    let limit = p.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
     let after_seq = p
         .get("after")
         .map(|s| {

@@ -25,7 +25,7 @@ use crate::problem::{ApiError, Problem};
 use crate::query::{Params, Spec};
 
 /// Most entries one page returns.
-const MAX_ENTRIES: u64 = 1000;
+const MAX_ENTRIES: usize = 1000;
 
 /// The log's public key: its origin, key id and verifier key.
 #[utoipa::path(get, path = "/v1/log/key", tag = "log",
@@ -148,12 +148,7 @@ pub async fn entries(
     };
     let p = Params::parse(query.as_deref(), &SPEC)?;
     let start = size_param(&p, "start")?.unwrap_or(0);
-    let limit = size_param(&p, "limit")?.unwrap_or(MAX_ENTRIES);
-    if !(1..=MAX_ENTRIES).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "invalid limit '{limit}': expected 1 to {MAX_ENTRIES}"
-        )));
-    }
+    let limit = p.limit(MAX_ENTRIES, MAX_ENTRIES)? as u64;
     let entries = blocking(&state.vault, move |v| v.log_entries(start, limit)).await?;
     let next = (entries.len() as u64 == limit).then(|| start + limit);
     Ok(Json(LogEntries { entries, next }))

@@ -85,19 +85,7 @@ pub async fn list_records(
 ) -> Result<Json<RecordPage>, ApiError> {
     caller.require(Permission::Read)?;
     let p = Params::parse(query.as_deref(), &SPEC)?;
-    let limit = match p.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "invalid limit '{}': expected 1 to {MAX_LIMIT}",
-                    validate::excerpt(s)
-                ))
-            })?,
-    };
+    let limit = p.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
     let git_sha = match p.get("git_sha") {
         Some(s) => {
             let lower = s.to_ascii_lowercase();
