@@ -11,13 +11,35 @@ use evault_schema::validate;
 use serde::Serialize;
 
 use crate::backend::{Backend, encode};
+use crate::query::time_arg;
 use crate::{Global, backend, output, print_json, write_stdout};
+use evault_core::query::QueryContext;
+use evault_core::query::changelog::Changelog;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
+    /// Change management (SOC 2): every deploy, approval and rollback in the period, each with
+    /// its version's evidence and what is missing.
+    Changelog(ChangelogArgs),
     /// Access review: every read of evidence by a token in the period (who, what, when, from
     /// where, answer), and every token with its role, scopes, creation and last use.
     Access(AccessArgs),
+}
+
+#[derive(Args)]
+pub struct ChangelogArgs {
+    /// Changes at or after this time (RFC 3339, or a date: 2026-04-01).
+    #[arg(long, value_name = "TIME")]
+    since: String,
+    /// Changes before this time (RFC 3339, or a date: 2026-07-01).
+    #[arg(long, value_name = "TIME")]
+    until: String,
+    /// Only this environment, e.g. production.
+    #[arg(long = "env", value_name = "ENV")]
+    environment: Option<String>,
+    /// Answer with only what the vault knew at this time.
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
 }
 
 #[derive(Args)]
@@ -48,17 +70,8 @@ const PAGE: usize = 1000;
 pub fn run(g: &Global, command: AuditCommand) -> Result<(), Error> {
     match command {
         AuditCommand::Access(args) => access_review(g, args),
+        AuditCommand::Changelog(args) => changelog(g, args),
     }
-}
-
-fn time_arg(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Error> {
-    value
-        .map(|v| {
-            validate::rfc3339(v).map_err(|e| {
-                Error::Invalid(format!("invalid {name} '{}': {e}", validate::excerpt(v)))
-            })
-        })
-        .transpose()
 }
 
 fn access_review(g: &Global, args: AccessArgs) -> Result<(), Error> {
@@ -156,4 +169,97 @@ fn local_events(
             return Ok(events);
         }
     }
+}
+
+fn changelog(g: &Global, args: ChangelogArgs) -> Result<(), Error> {
+    let required = |flag: &str, v: &str| {
+        time_arg(flag, Some(v))?.ok_or_else(|| Error::Invalid(format!("{flag} is required")))
+    };
+    let since = required("--since", &args.since)?;
+    let until = required("--until", &args.until)?;
+    let as_of = time_arg("--as-of", args.as_of.as_deref())?;
+    if let Some(env) = &args.environment {
+        validate::environment(env)
+            .map_err(|e| Error::Invalid(format!("invalid --env '{}': {}", e.value, e.reason)))?;
+    }
+    let log: Changelog = match backend(g)? {
+        Backend::Local { vault, .. } => vault.changelog(
+            since,
+            until,
+            args.environment.as_deref(),
+            &QueryContext {
+                as_of,
+                scopes: Vec::new(),
+            },
+        )?,
+        Backend::Remote(r) => {
+            let mut path = format!(
+                "/v1/audit/changelog?since={}&until={}",
+                encode(&args.since),
+                encode(&args.until)
+            );
+            for (name, value) in [("env", &args.environment), ("as_of", &args.as_of)] {
+                if let Some(v) = value {
+                    path.push_str(&format!("&{name}={}", encode(v)));
+                }
+            }
+            r.get_json(&path)?
+        }
+    };
+    if g.json {
+        return print_json(&log);
+    }
+    let mut out = format!(
+        "change log {} to {}{}: {} deploy(s), {} approval(s), {} rollback(s); {} complete, {} \
+         with gaps\n",
+        log.since,
+        log.until,
+        log.environment
+            .as_ref()
+            .map(|e| format!(" in {e}"))
+            .unwrap_or_default(),
+        log.deploys,
+        log.approvals,
+        log.rollbacks,
+        log.complete,
+        log.incomplete
+    );
+    if let Some(t) = &log.as_of {
+        out.push_str(&format!("(as the vault knew it at {t})\n"));
+    }
+    for e in &log.entries {
+        let detail = match &e.detail {
+            serde_json::Value::Object(m) if !m.is_empty() => {
+                format!("  {}", output::inline(&e.detail))
+            }
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "\n{}  {:<8} {:<12} {} {}  by {}  commit {}  [{}]{detail}\n",
+            e.time,
+            e.kind.as_str(),
+            e.environment,
+            e.blueprint.name,
+            e.blueprint.version,
+            e.actor,
+            &e.git_sha[..e.git_sha.len().min(12)],
+            &e.record_id[..e.record_id.len().min(12)],
+        ));
+        let evidence: Vec<String> = e.evidence.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        out.push_str(&format!(
+            "  evidence: {}\n",
+            if evidence.is_empty() {
+                "none".into()
+            } else {
+                evidence.join(", ")
+            }
+        ));
+        if e.gaps.is_empty() {
+            out.push_str("  complete\n");
+        }
+        for gap in &e.gaps {
+            out.push_str(&format!("  gap: {gap}\n"));
+        }
+    }
+    write_stdout(&out)
 }

@@ -586,3 +586,48 @@ impl Read for Counting<'_> {
         Ok(n)
     }
 }
+
+/// Downloads of evidence packs (`evault export` against a server).
+impl Remote {
+    /// Streams the body of `GET path` into `out`; `progress` hears the bytes received. A body
+    /// that breaks off is an error (the server aborts the transfer when the pack cannot be
+    /// completed), so a caller never keeps half a download.
+    pub fn download_to(
+        &self,
+        path: &str,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, Error> {
+        let response = self
+            .agent
+            .get(self.url(path))
+            .header("authorization", format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        if !response.status().is_success() {
+            return Err(self.failure(response));
+        }
+        let mut reader = response.into_body().into_reader();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::Integrity(format!(
+                        "the download from {} broke off after {total} bytes ({e}); the server \
+                         could not complete it (see its log)",
+                        self.base
+                    )));
+                }
+            };
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("cannot write the download", e))?;
+            total += n as u64;
+            progress(total);
+        }
+        Ok(total)
+    }
+}

@@ -10,6 +10,8 @@ mod backend;
 mod demo;
 mod log;
 mod output;
+mod pack;
+mod query;
 mod trust;
 
 use std::io::{self, IsTerminal, Write};
@@ -103,13 +105,29 @@ enum Command {
     /// and full verification.
     #[command(subcommand)]
     Log(log::LogCommand),
-    /// Reports for auditors: `audit access` (who read what, and every token) for access
-    /// reviews.
+    /// Reports for auditors: `audit changelog` (every deploy, approval and rollback of a
+    /// period with its evidence) and `audit access` (who read what, and every token).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Verify a classic in-toto supply chain: a signed layout and its links (exit 0 verified,
     /// 7 not). Layout inspections are never run, so a layout that has any is not verified.
     VerifyLayout(trust::LayoutArgs),
+    /// Record a deploy: which artifact of which blueprint version went to which environment
+    /// (the actor is the token's name, or --actor / the OS user in embedded mode).
+    Deploy(query::DeployArgs),
+    /// Record a rollback: the environment runs --to-version again (it becomes the live one).
+    Rollback(query::RollbackArgs),
+    /// Trace a deploy back to its commit and evidence, or a commit forward to its deploys.
+    #[command(subcommand)]
+    Trace(query::TraceCommand),
+    /// Find where a component or a vulnerability is, and whether it is live.
+    #[command(subcommand)]
+    Search(query::SearchCommand),
+    /// Write a self-contained, signed evidence pack for auditors (records, blobs, manifest,
+    /// report, log proofs and a signed checkpoint).
+    Export(pack::ExportArgs),
+    /// Verify an evidence pack offline, without the vault (exit 0 verified, 4 not).
+    VerifyPack(pack::VerifyPackArgs),
 }
 
 #[derive(Subcommand)]
@@ -291,6 +309,12 @@ fn run_command(cli: Cli) -> Result<(), Error> {
         Command::Trust(command) => trust::run(g, command),
         Command::Log(command) => log::run(g, command),
         Command::Audit(command) => audit::run(g, command),
+        Command::Deploy(args) => query::deploy(g, args),
+        Command::Rollback(args) => query::rollback(g, args),
+        Command::Trace(command) => query::trace(g, command),
+        Command::Search(command) => query::search(g, command),
+        Command::Export(args) => pack::export(g, args),
+        Command::VerifyPack(args) => pack::verify_pack(g, args),
         Command::Verify { .. } | Command::VerifyLayout(_) => {
             Err(Error::Internal("verify is dispatched before".into()))
         }

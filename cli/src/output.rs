@@ -151,7 +151,7 @@ pub fn record_view(view: &RecordView) -> String {
 }
 
 /// A JSON value on one line, for people: `critical 1, high 3`, `a, b`, `text`.
-fn inline(value: &serde_json::Value) -> String {
+pub fn inline(value: &serde_json::Value) -> String {
     use serde_json::Value;
     match value {
         Value::Null => "-".into(),

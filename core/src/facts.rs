@@ -11,7 +11,7 @@ use evault_schema::extract::{
     VexStatus,
 };
 use evault_schema::{Format, Kind};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -207,9 +207,7 @@ fn severity_from(s: &str) -> Severity {
 }
 
 /// Reading stored facts.
-pub trait FactStore: Send + Sync {
-    /// Whether facts were extracted for this blob.
-    fn has_facts(&self, digest: &str) -> Result<bool>;
+pub trait FactRead {
     fn fact_counts(&self, digest: &str) -> Result<Option<FactCounts>>;
     fn native(&self, digest: &str) -> Result<Option<serde_json::Value>>;
     fn findings(&self, digest: &str) -> Result<Vec<Finding>>;
@@ -219,6 +217,19 @@ pub trait FactStore: Send + Sync {
     fn vex_for(&self, blueprint: &str, version: &str) -> Result<Vec<(String, VexStatement)>>;
     /// Counts of a VEX blob's statements by status.
     fn vex_status_counts(&self, digest: &str) -> Result<Vec<(String, u64)>>;
+}
+
+/// Facts as the index keeps them, shared by the server's threads.
+pub trait FactStore: FactRead + Send + Sync {
+    /// Whether facts were extracted for this blob.
+    fn has_facts(&self, digest: &str) -> Result<bool>;
+}
+
+/// [`FactRead`] on one connection (inside a caller's transaction), optionally as the vault knew
+/// it at some time: `known_by` (an index timestamp) leaves out VEX records ingested later.
+pub struct FactReader<'c> {
+    pub conn: &'c Connection,
+    pub known_by: Option<String>,
 }
 
 impl FactStore for SqliteIndex {
@@ -233,89 +244,110 @@ impl FactStore for SqliteIndex {
             .optional()?
             .is_some())
     }
+}
 
+impl FactRead for SqliteIndex {
     fn fact_counts(&self, digest: &str) -> Result<Option<FactCounts>> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
+        FactReader::now(&*self.conn()?).fact_counts(digest)
+    }
+
+    fn native(&self, digest: &str) -> Result<Option<serde_json::Value>> {
+        FactReader::now(&*self.conn()?).native(digest)
+    }
+
+    fn findings(&self, digest: &str) -> Result<Vec<Finding>> {
+        FactReader::now(&*self.conn()?).findings(digest)
+    }
+
+    fn provenance(&self, digest: &str) -> Result<Option<Provenance>> {
+        FactReader::now(&*self.conn()?).provenance(digest)
+    }
+
+    fn vex_for(&self, blueprint: &str, version: &str) -> Result<Vec<(String, VexStatement)>> {
+        FactReader::now(&*self.conn()?).vex_for(blueprint, version)
+    }
+
+    fn vex_status_counts(&self, digest: &str) -> Result<Vec<(String, u64)>> {
+        FactReader::now(&*self.conn()?).vex_status_counts(digest)
+    }
+}
+
+impl<'c> FactReader<'c> {
+    /// What the index holds now.
+    pub fn now(conn: &'c Connection) -> Self {
+        FactReader {
+            conn,
+            known_by: None,
+        }
+    }
+}
+
+impl FactRead for FactReader<'_> {
+    fn fact_counts(&self, digest: &str) -> Result<Option<FactCounts>> {
+        Ok(self
+            .conn
+            .prepare_cached(
                 "SELECT components_total, findings_total, statements_total, truncated \
                  FROM blob_facts WHERE digest = ?1",
-                params![digest],
-                |r| {
-                    Ok(FactCounts {
-                        components: r.get::<_, i64>(0)?.max(0) as u64,
-                        findings: r.get::<_, i64>(1)?.max(0) as u64,
-                        statements: r.get::<_, i64>(2)?.max(0) as u64,
-                        truncated: r.get(3)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![digest], |r| {
+                Ok(FactCounts {
+                    components: r.get::<_, i64>(0)?.max(0) as u64,
+                    findings: r.get::<_, i64>(1)?.max(0) as u64,
+                    statements: r.get::<_, i64>(2)?.max(0) as u64,
+                    truncated: r.get(3)?,
+                })
+            })
             .optional()?)
     }
 
     fn native(&self, digest: &str) -> Result<Option<serde_json::Value>> {
-        let conn = self.conn()?;
-        let text: Option<Option<String>> = conn
-            .query_row(
-                "SELECT native FROM blob_facts WHERE digest = ?1",
-                params![digest],
-                |r| r.get(0),
-            )
+        let text: Option<Option<String>> = self
+            .conn
+            .prepare_cached("SELECT native FROM blob_facts WHERE digest = ?1")?
+            .query_row(params![digest], |r| r.get(0))
             .optional()?;
         Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     fn findings(&self, digest: &str) -> Result<Vec<Finding>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT vuln_id, aliases, severity, package, version, purl, fixed_version \
              FROM findings WHERE digest = ?1 ORDER BY rowid",
         )?;
-        let rows = stmt.query_map(params![digest], |r| {
-            let severity: String = r.get(2)?;
-            Ok(Finding {
-                id: r.get(0)?,
-                aliases: from_json(r.get(1)?),
-                severity: severity_from(&severity),
-                package: r.get(3)?,
-                version: r.get(4)?,
-                purl: r.get(5)?,
-                fixed_version: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![digest], |r| finding_at(r, 0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn provenance(&self, digest: &str) -> Result<Option<Provenance>> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
-                "SELECT predicate_type, builder_id, build_type, source_repo, source_commit, subjects \
-                 FROM provenance WHERE digest = ?1",
-                params![digest],
-                |r| {
-                    Ok(Provenance {
-                        predicate_type: r.get(0)?,
-                        builder_id: r.get(1)?,
-                        build_type: r.get(2)?,
-                        source_repo: r.get(3)?,
-                        source_commit: r.get(4)?,
-                        subjects: from_json(r.get(5)?),
-                    })
-                },
-            )
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT predicate_type, builder_id, build_type, source_repo, source_commit, \
+                 subjects FROM provenance WHERE digest = ?1",
+            )?
+            .query_row(params![digest], |r| {
+                Ok(Provenance {
+                    predicate_type: r.get(0)?,
+                    builder_id: r.get(1)?,
+                    build_type: r.get(2)?,
+                    source_repo: r.get(3)?,
+                    source_commit: r.get(4)?,
+                    subjects: from_json(r.get(5)?),
+                })
+            })
             .optional()?)
     }
 
     fn vex_for(&self, blueprint: &str, version: &str) -> Result<Vec<(String, VexStatement)>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT r.id, v.vulnerability, v.aliases, v.products, v.status, v.justification \
              FROM records r JOIN vex_statements v ON v.digest = r.digest \
              WHERE r.blueprint_name = ?1 AND r.blueprint_version = ?2 AND r.kind = 'vex' \
+             AND (?3 IS NULL OR r.ingested_at <= ?3) \
              ORDER BY r.seq DESC, v.rowid",
         )?;
-        let rows = stmt.query_map(params![blueprint, version], |r| {
+        let rows = stmt.query_map(params![blueprint, version, self.known_by], |r| {
             let status: String = r.get(4)?;
             Ok((
                 r.get::<_, String>(0)?,
@@ -332,15 +364,30 @@ impl FactStore for SqliteIndex {
     }
 
     fn vex_status_counts(&self, digest: &str) -> Result<Vec<(String, u64)>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT status, count(*) FROM vex_statements WHERE digest = ?1 GROUP BY status ORDER BY status",
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT status, count(*) FROM vex_statements WHERE digest = ?1 GROUP BY status \
+             ORDER BY status",
         )?;
         let rows = stmt.query_map(params![digest], |r| {
             Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// A finding from a row holding `vuln_id, aliases, severity, package, version, purl,
+/// fixed_version` from column `at` on.
+pub(crate) fn finding_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Finding> {
+    let severity: String = r.get(at + 2)?;
+    Ok(Finding {
+        id: r.get(at)?,
+        aliases: from_json(r.get(at + 1)?),
+        severity: severity_from(&severity),
+        package: r.get(at + 3)?,
+        version: r.get(at + 4)?,
+        purl: r.get(at + 5)?,
+        fixed_version: r.get(at + 6)?,
+    })
 }
 
 /// Counts of findings by severity, every severity present (zero when none).

@@ -106,6 +106,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "log",
         sql: include_str!("../migrations/0005_log.sql"),
     },
+    Migration {
+        version: 6,
+        name: "queries",
+        sql: include_str!("../migrations/0006_queries.sql"),
+    },
 ];
 
 /// The index schema version this build writes.
@@ -113,8 +118,13 @@ pub fn schema_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
+/// Most idle read-only connections [`SqliteIndex::read`] keeps.
+const READERS: usize = 8;
+
 pub struct SqliteIndex {
     conn: Mutex<Connection>,
+    /// Idle read-only connections for queries (see [`SqliteIndex::read`]).
+    readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
     /// The key that signs the log's checkpoints, or why there is none to use; every change
     /// needs it (see [`crate::log`]).
@@ -140,6 +150,7 @@ impl SqliteIndex {
         migrate(&mut conn)?;
         Ok(SqliteIndex {
             conn: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             signer: OnceLock::new(),
         })
@@ -155,6 +166,37 @@ impl SqliteIndex {
         let out = read(&conn);
         // Nothing was written: ending the transaction either way only releases the snapshot.
         let _ = conn.execute_batch("ROLLBACK");
+        out
+    }
+
+    /// Runs `read` in a read transaction on a pooled read-only connection: one consistent
+    /// snapshot for a query, which neither waits for pushes nor holds them up, with prepared
+    /// statements cached across queries. At most [`READERS`] idle connections are kept.
+    pub(crate) fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .map_err(|_| Error::Internal("reader pool lock poisoned".into()))?
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&self.path, flags)?;
+                conn.busy_timeout(std::time::Duration::from_secs(30))?;
+                conn.set_prepared_statement_cache_capacity(64);
+                conn
+            }
+        };
+        conn.execute_batch("BEGIN")?;
+        let out = read(&conn);
+        // Nothing was written: ending the transaction either way only releases the snapshot.
+        if conn.execute_batch("ROLLBACK").is_ok()
+            && let Ok(mut idle) = self.readers.lock()
+            && idle.len() < READERS
+        {
+            idle.push(conn);
+        }
         out
     }
 
@@ -234,7 +276,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-const RECORD_COLUMNS: &str = "r.id, r.kind, r.format, r.format_version, r.predicate_type, r.digest, \
+pub(crate) const RECORD_COLUMNS: &str = "r.id, r.kind, r.format, r.format_version, r.predicate_type, r.digest, \
      b.size, r.blueprint_name, r.blueprint_version, r.git_sha, r.repo, r.run_id, r.environment, \
      (SELECT group_concat(s.digest, ' ') FROM \
         (SELECT digest FROM record_subjects WHERE record_id = r.id ORDER BY digest) s), \
@@ -250,7 +292,7 @@ where
     })
 }
 
-fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
+pub(crate) fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
     let subjects: Option<String> = row.get(13)?;
     Ok(Record {
         id: row.get(0)?,

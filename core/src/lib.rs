@@ -20,6 +20,8 @@ pub mod facts;
 pub mod index;
 pub mod ingest;
 pub mod log;
+pub mod pack;
+pub mod query;
 pub mod record;
 pub mod summary;
 pub mod trust;

@@ -6,12 +6,12 @@ use evault_schema::extract::apply::{suppresses, vex_outcome};
 use serde_json::{Map, Value, json};
 
 use crate::error::Result;
-use crate::facts::{FactStore, by_severity};
+use crate::facts::{FactRead, by_severity};
 use crate::record::Record;
 
 /// What `record`'s evidence says. `Value::Null` for kinds that have nothing to summarise, or
 /// for blobs whose content could not be read.
-pub fn summary(facts: &dyn FactStore, record: &Record) -> Result<Value> {
+pub fn summary(facts: &dyn FactRead, record: &Record) -> Result<Value> {
     let Some(counts) = facts.fact_counts(&record.digest)? else {
         return Ok(Value::Null);
     };

@@ -38,13 +38,19 @@ pub struct Vault {
     dir: PathBuf,
     config: VaultConfig,
     blobs: Box<dyn BlobStore>,
-    index: Box<dyn Index>,
+    pub(crate) index: Box<dyn Index>,
 }
 
 /// Everything the vault keeps in its index: records and blobs, tokens, facts and trust.
-pub trait Index: MetadataIndex + TokenStore + FactStore + TrustStore + LogStore {}
+pub trait Index:
+    MetadataIndex + TokenStore + FactStore + TrustStore + LogStore + crate::query::Snapshots
+{
+}
 
-impl<T: MetadataIndex + TokenStore + FactStore + TrustStore + LogStore> Index for T {}
+impl<T: MetadataIndex + TokenStore + FactStore + TrustStore + LogStore + crate::query::Snapshots>
+    Index for T
+{
+}
 
 /// Everything trusted: keys, identities, Sigstore roots, requirements.
 pub type TrustListing = (
@@ -946,5 +952,105 @@ impl Vault {
         }
         report.problems = problems.into_vec();
         Ok(report)
+    }
+}
+
+/// What evidence packs (`crate::pack`) need from the vault: proofs against one chosen
+/// checkpoint, verified blob readers, a scratch file and signatures with the log key.
+impl Vault {
+    /// The inclusion proof of `record`'s ingestion entry against `checkpoint` (one the vault
+    /// signed, e.g. from [`Vault::log_checkpoint`]), so that many proofs share one tree head.
+    pub fn log_prove_at(
+        &self,
+        record: &Record,
+        checkpoint: &CheckpointView,
+    ) -> Result<InclusionProof> {
+        let index = self.index.log_record_entry(&record.id)?.ok_or_else(|| {
+            Error::Integrity(format!(
+                "record {} has no log entry; run `evault log verify`",
+                record.id
+            ))
+        })?;
+        if index >= checkpoint.size {
+            return Err(Error::Internal(format!(
+                "record {}'s log entry {index} is not in the checkpoint of {} entries",
+                record.id, checkpoint.size
+            )));
+        }
+        let entry = self
+            .index
+            .log_entry(index)?
+            .ok_or_else(|| Error::Integrity(format!("log entry {index} is missing")))?;
+        let subject = log::state::RECORDS.subject(&record.id);
+        let about = serde_json::from_str::<serde_json::Value>(&entry)
+            .ok()
+            .and_then(|e| e["subject"].as_str().map(str::to_string));
+        if about.as_deref() != Some(subject.as_str()) {
+            return Err(Error::Integrity(format!(
+                "record {} names log entry {index} as its ingestion, but that entry is not \
+                 about it; run `evault log verify`",
+                record.id
+            )));
+        }
+        let root: log::merkle::Hash = hex::decode(&checkpoint.root_hash)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::Internal("a checkpoint's root is not a hash".into()))?;
+        let proof = self.index.log_inclusion_proof(index, checkpoint.size)?;
+        let leaf = log::merkle::leaf_hash(entry.as_bytes());
+        log::merkle::verify_inclusion(index, checkpoint.size, &leaf, &proof, &root).map_err(
+            |e| {
+                Error::Integrity(format!(
+                    "the stored log does not prove entry {index} ({e}); run `evault log verify`"
+                ))
+            },
+        )?;
+        Ok(InclusionProof {
+            record_id: record.id.clone(),
+            log_index: index,
+            tree_size: checkpoint.size,
+            entry,
+            leaf_hash: hex::encode(leaf),
+            hashes: hexes(&proof),
+            root_hash: checkpoint.root_hash.clone(),
+            checkpoint: checkpoint.note.clone(),
+        })
+    }
+
+    /// A reader of a blob's original bytes that verifies them as they stream (the final read
+    /// fails on a mismatch), with the blob's index row (its original size).
+    pub fn open_blob(&self, digest: &Digest) -> Result<(BlobRow, Box<dyn Read + Send>)> {
+        let row = self.blob(digest)?;
+        Ok((row, self.blobs.open(digest)?))
+    }
+
+    /// An anonymous scratch file in the vault's staging directory (deleted when dropped), or in
+    /// the system's temporary directory if the vault's cannot be written.
+    pub fn scratch_file(&self) -> Result<fs::File> {
+        tempfile::tempfile_in(self.dir.join(TMP_DIR))
+            .or_else(|_| tempfile::tempfile())
+            .map_err(|e| Error::io("cannot create a temporary file", e))
+    }
+
+    /// Signs a signed note's `text` with the log key (see [`LogSigner::sign_note`]), after
+    /// checking the key file is the key the log is signed with.
+    pub fn log_sign_note(&self, text: &str) -> Result<String> {
+        let path = self.dir.join(log::KEY_FILE);
+        let signer = read_log_key(&path)
+            .map_err(Error::Integrity)?
+            .ok_or_else(|| {
+                Error::Integrity(format!(
+                    "the log signing key {} is missing: it is needed to sign",
+                    path.display()
+                ))
+            })?;
+        if signer.verifier().to_vkey() != self.log_key()?.vkey {
+            return Err(Error::Integrity(format!(
+                "the log signing key {} is not the key this vault's log is signed with; run \
+                 `evault log verify`",
+                path.display()
+            )));
+        }
+        signer.sign_note(text).map_err(Error::Internal)
     }
 }

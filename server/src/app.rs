@@ -26,7 +26,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::config::ServerLimits;
-use crate::handlers::{access, blobs, log, ops, push, records, tokens};
+use crate::handlers::{access, blobs, export, log, ops, push, queries, records, tokens};
 use crate::metrics::Metrics;
 use crate::observe::{observe, panic_response};
 use crate::problem::{ApiError, ProblemKind};
@@ -67,6 +67,14 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(log::entries))
         .routes(routes!(log::verify))
         .routes(routes!(access::list_access))
+        .routes(routes!(export::export))
+        .routes(routes!(queries::trace_deploy))
+        .routes(routes!(queries::trace_commit))
+        .routes(routes!(queries::search_component))
+        .routes(routes!(queries::search_vuln))
+        .routes(routes!(queries::changelog))
+        .routes(routes!(queries::record_deploy))
+        .routes(routes!(queries::record_rollback))
 }
 
 /// Uploads are bounded by `limits.max_upload_bytes` while they stream, not by axum's default

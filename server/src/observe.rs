@@ -93,6 +93,12 @@ pub const LOGGED_READS: &[LoggedRead] = &[
     LoggedRead { method: "GET", route: "/v1/log/access", action: "access.query", target: Target::Query },
     LoggedRead { method: "GET", route: "/v1/log/proof/{id}", action: "log.prove", target: Target::Param("id") },
     LoggedRead { method: "GET", route: "/v1/log/entries", action: "log.entries", target: Target::Query },
+    LoggedRead { method: "GET", route: "/v1/export", action: "pack.export", target: Target::Query },
+    LoggedRead { method: "GET", route: "/v1/trace/deploy/{id}", action: "trace.deploy", target: Target::Param("id") },
+    LoggedRead { method: "GET", route: "/v1/trace/commit/{sha}", action: "trace.commit", target: Target::Param("sha") },
+    LoggedRead { method: "GET", route: "/v1/search/component", action: "search.component", target: Target::Query },
+    LoggedRead { method: "GET", route: "/v1/search/vuln/{id}", action: "search.vuln", target: Target::Param("id") },
+    LoggedRead { method: "GET", route: "/v1/audit/changelog", action: "audit.changelog", target: Target::Query },
 ];
 
 /// The logged read `method` on `route` is, if any.

@@ -44,6 +44,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/log/entries"),
     ("POST", "/v1/log/verify"),
     ("GET", "/v1/log/access"),
+    ("GET", "/v1/export"),
+    ("GET", "/v1/trace/deploy/{id}"),
+    ("GET", "/v1/trace/commit/{sha}"),
+    ("GET", "/v1/search/component"),
+    ("GET", "/v1/search/vuln/{id}"),
+    ("GET", "/v1/audit/changelog"),
+    ("POST", "/v1/deploys"),
+    ("POST", "/v1/rollbacks"),
 ];
 
 const METHODS: [&str; 8] = [

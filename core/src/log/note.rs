@@ -133,6 +133,24 @@ impl LogSigner {
         blob.extend_from_slice(&signature.to_bytes());
         format!("{body}\n{DASH}{} {}\n", self.name, B64.encode(blob))
     }
+
+    /// Signs any note text (non-empty lines, each ending in a newline, no blank line) and
+    /// returns the signed note. Callers choose a first line that no other note of this key can
+    /// have (a checkpoint's second line is a number), so that one kind of note can never be
+    /// passed off as another.
+    pub fn sign_note(&self, text: &str) -> Result<String, String> {
+        if text.is_empty()
+            || !text.ends_with('\n')
+            || text.contains("\n\n")
+            || text.chars().any(|c| c.is_control() && c != '\n')
+        {
+            return Err("a note's text must be non-empty lines, each ending in a newline".into());
+        }
+        let signature = self.key.sign(text.as_bytes());
+        let mut blob = self.verifier().id.to_vec();
+        blob.extend_from_slice(&signature.to_bytes());
+        Ok(format!("{text}\n{DASH}{} {}\n", self.name, B64.encode(blob)))
+    }
 }
 
 /// The public half: checks checkpoints.
@@ -229,6 +247,78 @@ impl LogVerifier {
             })?;
         Ok(Checkpoint::from(parsed))
     }
+
+    /// Checks a signed note of any text against this key (see [`LogSigner::sign_note`]) and
+    /// returns its text. As for checkpoints, other keys' lines are ignored and every line with
+    /// this key's id must verify.
+    pub fn open_note(&self, note: &str) -> Result<String, String> {
+        const MAX_NOTE: usize = 64 * 1024;
+        if note.len() > MAX_NOTE {
+            return Err("the signed note is larger than 64 KiB".into());
+        }
+        if note.chars().any(|c| c.is_control() && c != '\n') {
+            return Err("the signed note contains control characters".into());
+        }
+        let split = note
+            .find("\n\n")
+            .ok_or("the signed note has no blank line before its signatures")?;
+        let (text, sigs) = (&note[..=split], &note[split + 2..]);
+        if sigs.is_empty() || !sigs.ends_with('\n') || sigs.contains("\n\n") {
+            return Err("the signed note's signature block is malformed".into());
+        }
+        let mut found = false;
+        for line in sigs[..sigs.len() - 1].split('\n') {
+            let (name, b64) = line
+                .strip_prefix(DASH)
+                .and_then(|rest| rest.split_once(' '))
+                .ok_or("a signature line of the note is malformed")?;
+            let raw = B64
+                .decode(b64)
+                .map_err(|_| "a signature of the note is not base64")?;
+            // As Go's `note.Open`: a line is this key's when both its name and its id are.
+            if raw.len() < 4 || raw[..4] != self.id || name != self.name {
+                continue;
+            }
+            found = true;
+            let signature = ed25519_dalek::Signature::from_slice(&raw[4..]).map_err(|_| {
+                format!("the note's signature by {name} is not an Ed25519 signature")
+            })?;
+            self.key
+                .verify_strict(text.as_bytes(), &signature)
+                .map_err(|_| {
+                    format!(
+                        "the note's signature by {} (key {}) does not verify",
+                        self.name,
+                        self.key_id()
+                    )
+                })?;
+        }
+        if !found {
+            let names: Vec<String> = sigs
+                .lines()
+                .filter_map(|l| l.strip_prefix(DASH)?.split_once(' '))
+                .map(|(name, b64)| {
+                    let hint = B64
+                        .decode(b64)
+                        .ok()
+                        .filter(|r| r.len() >= 4)
+                        .map_or_else(|| "?".to_string(), |r| hex::encode(&r[..4]));
+                    format!("{name} (key {hint})")
+                })
+                .collect();
+            return Err(format!(
+                "the note is not signed by {} (key {}): it names {}",
+                self.name,
+                self.key_id(),
+                if names.is_empty() {
+                    "no key".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
+        Ok(text.to_string())
+    }
 }
 
 /// A tree head: the log's name, its size and root.
@@ -292,5 +382,24 @@ mod tests {
 
         assert!(LogVerifier::from_vkey("evault/test+00000000+AQ==").is_err());
         assert!(LogSigner::generate("has space").is_err());
+    }
+
+    #[test]
+    fn any_note_text_can_be_signed_and_only_its_key_opens_it() {
+        let signer = LogSigner::generate("evault/test").unwrap();
+        let verifier = signer.verifier();
+        let note = signer.sign_note("some-app/v1\nsha256:ab\n").unwrap();
+        assert_eq!(verifier.open_note(&note).unwrap(), "some-app/v1\nsha256:ab\n");
+        // Not a checkpoint, and a checkpoint's verifier says so.
+        assert!(verifier.open(&note).is_err());
+        let edited = note.replacen("sha256:ab", "sha256:ac", 1);
+        assert!(verifier.open_note(&edited).unwrap_err().contains("does not verify"));
+        let renamed = note.replacen("\u{2014} evault/test ", "\u{2014} evault/tesu ", 1);
+        assert!(verifier.open_note(&renamed).unwrap_err().contains("is not signed by"));
+        let other = LogSigner::generate("evault/test").unwrap();
+        assert!(other.verifier().open_note(&note).unwrap_err().contains("is not signed by"));
+        for bad in ["", "no newline", "a\n\nb\n"] {
+            assert!(signer.sign_note(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod access;
 pub mod blobs;
+pub mod export;
 pub mod log;
 pub mod ops;
 pub mod push;
+pub mod queries;
 pub mod records;
 pub mod tokens;

@@ -1,0 +1,3 @@
+-- evault metadata index, version 6: indexes for the questions auditors and on-call engineers
+-- ask (core/src/query): the deploys and rollbacks of a blueprint, the changes of a period.
+CREATE INDEX records_kind_blueprint ON records (kind, blueprint_name, blueprint_version);

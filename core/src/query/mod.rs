@@ -1,0 +1,500 @@
+//! The questions the vault answers: trace a deploy back to its commit and a commit forward to
+//! its deploys ([`trace`]), find where a component or a vulnerability is and whether it is live
+//! ([`search`]), and list the changes of a period with their evidence ([`changelog`]).
+//!
+//! Every query reads one consistent snapshot of the index (a pooled read-only connection in a
+//! read transaction, see `SqliteIndex::read`), sees only the blueprints the caller's scopes
+//! cover, and can be asked *as of* a time: it then answers with what the vault knew then:
+//! records ingested by that time, VEX statements pushed by then, and each record's
+//! verification verdict as the tamper-evident log recorded it then.
+//!
+//! What is *live*: per blueprint and environment, the version of the latest deploy (by the
+//! deploy document's `time`, then by ingestion) that did not fail, unless a later rollback took
+//! the environment back, in which case the rollback's `to_version` is live.
+
+pub mod changelog;
+pub mod record;
+pub mod search;
+pub mod trace;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use evault_schema::{Format, Kind};
+use rusqlite::{Connection, ToSql};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::scope_matches;
+use crate::error::{Error, Result};
+use crate::facts::{FactRead, FactReader};
+use crate::index::{RECORD_COLUMNS, SqliteIndex, record_from_row};
+use crate::record::{Record, format_time};
+use crate::verification::{Verification, VerificationStatus};
+
+/// Consistent read snapshots of the index, for queries.
+pub trait Snapshots {
+    /// Runs `read` on one read-only snapshot.
+    fn read_snapshot(&self, read: &mut dyn FnMut(&Connection) -> Result<()>) -> Result<()>;
+}
+
+impl Snapshots for SqliteIndex {
+    fn read_snapshot(&self, read: &mut dyn FnMut(&Connection) -> Result<()>) -> Result<()> {
+        self.read(read)
+    }
+}
+
+/// Runs `f` on one snapshot of `index` and returns its result.
+pub(crate) fn on_snapshot<T>(
+    index: &dyn Snapshots,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    index.read_snapshot(&mut |conn| {
+        if let Some(f) = f.take() {
+            out = Some(f(conn)?);
+        }
+        Ok(())
+    })?;
+    out.ok_or_else(|| Error::Internal("the query did not run".into()))
+}
+
+/// Who asks, and as of when.
+#[derive(Debug, Clone, Default)]
+pub struct QueryContext {
+    /// Answer with what the vault knew at this time; `None` for now.
+    pub as_of: Option<DateTime<Utc>>,
+    /// Blueprint patterns the caller may see (a token's scopes); empty means all.
+    pub scopes: Vec<String>,
+}
+
+/// Environments whose deploys need a recorded human approval.
+pub fn needs_approval(environment: &str) -> bool {
+    matches!(
+        environment.to_ascii_lowercase().as_str(),
+        "production" | "prod" | "prd"
+    )
+}
+
+/// A deploy or a rollback: a change to what runs in an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub record_id: String,
+    /// `deploy` or `rollback`.
+    pub kind: Kind,
+    pub blueprint: String,
+    /// The version running after the change: the deployed version, or a rollback's
+    /// `to_version`.
+    pub version: String,
+    /// A rollback's `from_version`, the version taken out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<String>,
+    pub environment: String,
+    /// When it happened (the document's `time`).
+    pub time: String,
+    /// Who deployed or rolled back (the document's `actor`).
+    pub actor: String,
+    /// A deploy's `started`, `succeeded` or `failed`, when the receipt says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The artifact running after the change, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// The git commit of the record's links.
+    pub git_sha: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    /// Who pushed the record (a token's name, or the embedded-mode actor).
+    pub producer: String,
+    pub ingested_at: String,
+    #[serde(skip)]
+    seq: i64,
+}
+
+impl Change {
+    /// Whether the change put its `version` in service (a failed deploy did not).
+    fn takes_effect(&self) -> bool {
+        self.status.as_deref() != Some("failed")
+    }
+}
+
+/// The version live in one environment, and the change that made it so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Live {
+    pub blueprint: String,
+    pub version: String,
+    pub environment: String,
+    /// Since when (the change's time).
+    pub since: String,
+    /// The deploy or rollback record that made it live.
+    pub record_id: String,
+    /// `deploy` or `rollback`.
+    pub via: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+}
+
+/// Who the live versions are, from a blueprint's changes in time order.
+pub fn live_versions(changes: &[Change]) -> Vec<Live> {
+    let mut live: BTreeMap<(&str, &str), Live> = BTreeMap::new();
+    // The artifact a version last ran with, per environment: what a rollback restores.
+    let mut artifacts: HashMap<(&str, &str, &str), &str> = HashMap::new();
+    for c in changes.iter().filter(|c| c.takes_effect()) {
+        if c.kind == Kind::Deploy
+            && let Some(a) = &c.artifact
+        {
+            artifacts.insert((&c.blueprint, &c.environment, &c.version), a);
+        }
+        let artifact = c.artifact.clone().or_else(|| {
+            artifacts
+                .get(&(
+                    c.blueprint.as_str(),
+                    c.environment.as_str(),
+                    c.version.as_str(),
+                ))
+                .map(|a| a.to_string())
+        });
+        live.insert(
+            (&c.blueprint, &c.environment),
+            Live {
+                blueprint: c.blueprint.clone(),
+                version: c.version.clone(),
+                environment: c.environment.clone(),
+                since: c.time.clone(),
+                record_id: c.record_id.clone(),
+                via: c.kind,
+                artifact,
+            },
+        );
+    }
+    live.into_values().collect()
+}
+
+/// One piece of evidence as queries show it: the record's identity, its verdict, and what it
+/// says in brief (`evault show`'s summary).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub id: String,
+    pub kind: Kind,
+    pub format: Format,
+    pub digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Artifacts the evidence is about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    pub producer: String,
+    pub ingested_at: String,
+    pub verification: Option<Verification>,
+    /// Kind-specific facts; see `core/src/summary.rs`.
+    pub summary: Value,
+}
+
+/// A query's view of the index: one snapshot, the caller's scopes, the as-of time.
+pub(crate) struct Reader<'c> {
+    pub conn: &'c Connection,
+    /// `as_of` as the index writes times; records ingested later are invisible.
+    pub known_by: Option<String>,
+    pub as_of: Option<DateTime<Utc>>,
+    pub scopes: &'c [String],
+}
+
+impl<'c> Reader<'c> {
+    pub fn new(conn: &'c Connection, ctx: &'c QueryContext) -> Self {
+        Reader {
+            conn,
+            known_by: ctx.as_of.map(format_time),
+            as_of: ctx.as_of,
+            scopes: &ctx.scopes,
+        }
+    }
+
+    pub fn facts(&self) -> FactReader<'c> {
+        FactReader {
+            conn: self.conn,
+            known_by: self.known_by.clone(),
+        }
+    }
+
+    /// Whether the caller may see this blueprint's evidence.
+    pub fn visible(&self, blueprint: &str) -> bool {
+        self.scopes.is_empty() || self.scopes.iter().any(|p| scope_matches(p, blueprint))
+    }
+
+    /// Records matching `condition` (over `records r`) that the caller may see and the vault
+    /// knew by the as-of time, in ingestion order, with their verdicts as of then.
+    pub fn records(&self, condition: &str, params: &[&dyn ToSql]) -> Result<Vec<Record>> {
+        let n = params.len() + 1;
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS}, r.log_index FROM records r \
+             JOIN blobs b ON b.digest = r.digest \
+             LEFT JOIN record_verification v ON v.record_id = r.id \
+             WHERE ({condition}) AND (?{n} IS NULL OR r.ingested_at <= ?{n}) ORDER BY r.seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut all: Vec<&dyn ToSql> = params.to_vec();
+        all.push(&self.known_by);
+        let rows = stmt.query_map(all.as_slice(), |row| {
+            Ok((record_from_row(row)?, row.get::<_, Option<i64>>(20)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (record, log_index) = row?;
+            if self.visible(&record.blueprint.name) {
+                out.push((record, log_index));
+            }
+        }
+        self.verdicts_as_of(&mut out)?;
+        Ok(out.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// Replaces each record's verdict by the one the log held at the as-of time: the state of
+    /// the newest entry about the record written by then (its ingestion entry, or a later
+    /// re-verification).
+    fn verdicts_as_of(&self, records: &mut [(Record, Option<i64>)]) -> Result<()> {
+        let Some(as_of) = self.as_of else {
+            return Ok(());
+        };
+        let Some(first) = records.iter().filter_map(|(_, i)| *i).min() else {
+            return Ok(());
+        };
+        let wanted: HashMap<String, usize> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (r, _))| (crate::log::state::RECORDS.subject(&r.id), i))
+            .collect();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT subject, entry FROM log_entries WHERE idx >= ?1 ORDER BY idx",
+        )?;
+        let mut rows = stmt.query([first])?;
+        while let Some(row) = rows.next()? {
+            let subject: String = row.get(0)?;
+            let Some(&i) = wanted.get(&subject) else {
+                continue;
+            };
+            let entry: String = row.get(1)?;
+            let Ok(entry) = serde_json::from_str::<Value>(&entry) else {
+                continue;
+            };
+            let known = entry["time"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.with_timezone(&Utc) <= as_of);
+            if !known {
+                continue;
+            }
+            let v = &entry["state"]["verification"];
+            records[i].0.verification = v["status"].as_str().map(|status| Verification {
+                status: VerificationStatus::from_name(status),
+                by: v["verified_by"].as_str().map(str::to_string),
+                reason: v["reason"].as_str().map(str::to_string),
+            });
+        }
+        Ok(())
+    }
+
+    /// A record as [`Evidence`], with its summary as of the as-of time.
+    pub fn evidence(&self, record: &Record) -> Result<Evidence> {
+        let summary = crate::summary::summary(&self.facts() as &dyn FactRead, record)?;
+        Ok(Evidence {
+            id: record.id.clone(),
+            kind: record.kind,
+            format: record.format,
+            digest: record.digest.clone(),
+            environment: record.environment.clone(),
+            subjects: record.subjects.clone(),
+            producer: record.producer.clone(),
+            ingested_at: record.ingested_at.clone(),
+            verification: record.verification.clone(),
+            summary,
+        })
+    }
+
+    /// Every deploy and rollback of `blueprint` the caller may see, in time order.
+    pub fn changes(&self, blueprint: &str) -> Result<Vec<Change>> {
+        if !self.visible(blueprint) {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.id, r.kind, r.blueprint_name, r.blueprint_version, r.git_sha, r.producer, \
+             r.ingested_at, r.seq, f.native FROM records r JOIN blob_facts f ON f.digest = r.digest \
+             WHERE r.kind IN ('deploy', 'rollback') AND r.blueprint_name = ?1 \
+             AND (?2 IS NULL OR r.ingested_at <= ?2)",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![blueprint, self.known_by], change_row)?;
+        let mut changes = Vec::new();
+        for row in rows {
+            if let Some(c) = change_from(row?) {
+                changes.push(c);
+            }
+        }
+        sort_changes(&mut changes);
+        Ok(changes)
+    }
+
+    /// Deploys and rollbacks among records matching `condition`, in time order.
+    pub fn changes_where(&self, condition: &str, params: &[&dyn ToSql]) -> Result<Vec<Change>> {
+        let n = params.len() + 1;
+        let sql = format!(
+            "SELECT r.id, r.kind, r.blueprint_name, r.blueprint_version, r.git_sha, r.producer, \
+             r.ingested_at, r.seq, f.native FROM records r JOIN blob_facts f ON f.digest = r.digest \
+             WHERE r.kind IN ('deploy', 'rollback') AND ({condition}) \
+             AND (?{n} IS NULL OR r.ingested_at <= ?{n})"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut all: Vec<&dyn ToSql> = params.to_vec();
+        all.push(&self.known_by);
+        let rows = stmt.query_map(all.as_slice(), change_row)?;
+        let mut changes = Vec::new();
+        for row in rows {
+            if let Some(c) = change_from(row?)
+                && self.visible(&c.blueprint)
+            {
+                changes.push(c);
+            }
+        }
+        sort_changes(&mut changes);
+        Ok(changes)
+    }
+
+    /// Where each of `blueprints` is live, keyed by (blueprint, version).
+    pub fn live_by_version(
+        &self,
+        blueprints: impl IntoIterator<Item = String>,
+    ) -> Result<BTreeMap<(String, String), Vec<Live>>> {
+        let mut out: BTreeMap<(String, String), Vec<Live>> = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for name in blueprints {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            for l in live_versions(&self.changes(&name)?) {
+                out.entry((l.blueprint.clone(), l.version.clone()))
+                    .or_default()
+                    .push(l);
+            }
+        }
+        Ok(out)
+    }
+}
+
+type ChangeRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+);
+
+fn change_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+/// A change from its record and native document; `None` if the document cannot be read
+/// (which `evault fsck` and `log verify` would report).
+fn change_from(row: ChangeRow) -> Option<Change> {
+    let (id, kind, blueprint, version, git_sha, producer, ingested_at, seq, native) = row;
+    let doc: Value = serde_json::from_str(native.as_deref()?).ok()?;
+    let text = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
+    let kind: Kind = kind.parse().ok()?;
+    let (version, from_version, artifact) = match kind {
+        Kind::Deploy => (version, None, text("artifact")),
+        Kind::Rollback => (text("to_version")?, text("from_version"), text("artifact")),
+        _ => return None,
+    };
+    Some(Change {
+        record_id: id,
+        kind,
+        blueprint,
+        version,
+        from_version,
+        environment: text("environment")?,
+        time: text("time")?,
+        actor: text("actor").unwrap_or_default(),
+        status: text("status"),
+        artifact,
+        git_sha,
+        target: text("target"),
+        run_id: text("run_id"),
+        trigger: text("trigger"),
+        reason: text("reason"),
+        incident: text("incident"),
+        producer,
+        ingested_at,
+        seq,
+    })
+}
+
+/// Time order: by the document's time, then by ingestion.
+fn sort_changes(changes: &mut [Change]) {
+    changes.sort_by(|a, b| {
+        let t = |c: &Change| DateTime::parse_from_rfc3339(&c.time).ok();
+        t(a).cmp(&t(b)).then(a.seq.cmp(&b.seq))
+    });
+}
+
+/// A full git SHA from a full SHA or a prefix of at least 7 hexadecimal characters, among the
+/// records the reader sees.
+pub(crate) fn resolve_sha(reader: &Reader<'_>, sha: &str) -> Result<String> {
+    let lower = sha.to_ascii_lowercase();
+    if lower.len() < 7 || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Invalid(format!(
+            "invalid commit '{}': expected a git SHA or a prefix of at least 7 hexadecimal \
+             characters",
+            evault_schema::validate::excerpt(sha)
+        )));
+    }
+    let upper = format!("{lower}g");
+    let mut stmt = reader.conn.prepare_cached(
+        "SELECT DISTINCT git_sha, blueprint_name FROM records WHERE git_sha >= ?1 AND git_sha < ?2 \
+         AND (?3 IS NULL OR ingested_at <= ?3)",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![lower, upper, reader.known_by], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut found = std::collections::BTreeSet::new();
+    for row in rows {
+        let (sha, blueprint) = row?;
+        if reader.visible(&blueprint) {
+            found.insert(sha);
+        }
+    }
+    match found.len() {
+        0 => Err(Error::NotFound(format!(
+            "no evidence for commit {lower}{}",
+            as_of_suffix(reader.as_of)
+        ))),
+        1 => Ok(found.into_iter().next().unwrap_or_default()),
+        n => Err(Error::Invalid(format!(
+            "commit prefix {lower} is ambiguous ({n} commits); give more characters"
+        ))),
+    }
+}
+
+/// ` as of <time>` for messages, when the query has one.
+pub(crate) fn as_of_suffix(as_of: Option<DateTime<Utc>>) -> String {
+    as_of.map_or_else(String::new, |t| format!(" as of {}", format_time(t)))
+}
