@@ -165,7 +165,12 @@ impl History {
             &cyclonedx("checkout-api"),
             &links(BLUEPRINT, VERSION, &["--subject", &image]),
         );
-        let scan = push(v, "grype.json", &grype_scan(), &links(BLUEPRINT, VERSION, &[]));
+        let scan = push(
+            v,
+            "grype.json",
+            &grype_scan(),
+            &links(BLUEPRINT, VERSION, &[]),
+        );
         let staging_approval = push(
             v,
             "approval-staging.json",
@@ -427,19 +432,29 @@ fn check_independently(pack: &Path, vkey: &str) -> Value {
     assert_eq!(manifest["log"]["tree_size"], size);
     assert_eq!(manifest["log"]["root_hash"], hex::encode(root));
     for id in record_ids(&entries) {
-        let record: Value = serde_json::from_slice(file(&entries, &format!("records/{id}.json"))).unwrap();
-        let proof: Value = serde_json::from_slice(file(&entries, &format!("log/{id}.json"))).unwrap();
+        let record: Value =
+            serde_json::from_slice(file(&entries, &format!("records/{id}.json"))).unwrap();
+        let proof: Value =
+            serde_json::from_slice(file(&entries, &format!("log/{id}.json"))).unwrap();
         let entry_text = proof["entry"].as_str().unwrap();
         let entry: Value = serde_json::from_str(entry_text).unwrap();
         assert_eq!(entry["subject"], format!("record/{id}"));
         assert_eq!(entry["state"]["digest"], record["digest"]);
         let digest = record["digest"].as_str().unwrap();
-        file(&entries, &format!("blobs/sha256/{}", &digest["sha256:".len()..]));
+        file(
+            &entries,
+            &format!("blobs/sha256/{}", &digest["sha256:".len()..]),
+        );
         let path: Vec<[u8; 32]> = proof["hashes"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+            .map(|h| {
+                hex::decode(h.as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(proof["tree_size"], size);
         let computed = root_from_path(
@@ -566,7 +581,10 @@ fn a_quarter_of_changes_exports_to_a_pack_that_verifies_offline() {
         &format!("| sbom | cyclonedx-json | - | `{}`", h.sbom),
         &format!("| vuln-scan | grype-json | - | `{}`", h.scan),
     ] {
-        assert!(report.contains(needle), "report.md lacks {needle:?}:\n{report}");
+        assert!(
+            report.contains(needle),
+            "report.md lacks {needle:?}:\n{report}"
+        );
     }
     assert!(!report.contains("bob@acme.example"), "{report}");
 
@@ -587,8 +605,13 @@ fn a_quarter_of_changes_exports_to_a_pack_that_verifies_offline() {
     // With the key the auditor pinned (the file `evault log key` wrote): verified.
     let key_file = log_key_file(v, "vault.vkey");
     let pinned = verify_pack(&pack, &["--key", key_file.to_str().unwrap()]).success();
-    assert!(!pinned.stdout_text().contains("key inside the pack"), "{pinned:?}");
-    let json = verify_pack(&pack, &["--json", "--key", &vkey(v)]).success().json();
+    assert!(
+        !pinned.stdout_text().contains("key inside the pack"),
+        "{pinned:?}"
+    );
+    let json = verify_pack(&pack, &["--json", "--key", &vkey(v)])
+        .success()
+        .json();
     assert_eq!(json["ok"], true);
     assert_eq!(json["key_source"], "pinned");
     assert_eq!(json["problems"], json!([]));
@@ -604,12 +627,22 @@ fn a_quarter_of_changes_exports_to_a_pack_that_verifies_offline() {
         failed.contains(&format!("{TOP}/manifest.sig")),
         "the signature must be named: {wrong:?}"
     );
-    assert!(wrong.stdout_text().contains("is not signed by"), "{wrong:?}");
+    assert!(
+        wrong.stdout_text().contains("is not signed by"),
+        "{wrong:?}"
+    );
 
     // `--json` of the export.
     let exported = v
         .run([
-            "--json", "export", "--since", &h.since, "--until", &h.until, "-o", "all.tar.zst",
+            "--json",
+            "export",
+            "--since",
+            &h.since,
+            "--until",
+            &h.until,
+            "-o",
+            "all.tar.zst",
         ])
         .success()
         .json();
@@ -652,7 +685,10 @@ fn a_pack_holds_the_period_and_the_evidence_of_what_was_deployed_in_it() {
         set(&[&h.approval, &h.deploy, &h.next_sbom, &h.sbom, &h.scan])
     );
     // The staging environment saw no change in the period.
-    assert_eq!(ids("staging.tar.zst", &["--env", "staging"]), BTreeSet::new());
+    assert_eq!(
+        ids("staging.tar.zst", &["--env", "staging"]),
+        BTreeSet::new()
+    );
 
     // A period holding the rollback brings the version's evidence with it: production's
     // approval and deploy too, but not staging's approval.
@@ -660,7 +696,13 @@ fn a_pack_holds_the_period_and_the_evidence_of_what_was_deployed_in_it() {
     let rollback_pack = h.vault.path("rollback.tar.zst");
     h.vault
         .run([
-            "export", "--since", &h.until, "--until", &later, "-o", "rollback.tar.zst",
+            "export",
+            "--since",
+            &h.until,
+            "--until",
+            &later,
+            "-o",
+            "rollback.tar.zst",
         ])
         .success();
     assert_eq!(
@@ -676,12 +718,30 @@ fn a_pack_holds_the_period_and_the_evidence_of_what_was_deployed_in_it() {
 
     // --since and --until are required and must make a period.
     h.vault
-        .run(["export", "--since", &h.until, "--until", &h.since, "-o", "x.tar.zst"])
+        .run([
+            "export",
+            "--since",
+            &h.until,
+            "--until",
+            &h.since,
+            "-o",
+            "x.tar.zst",
+        ])
         .fails(2, &["--since", "not before --until"]);
     h.vault
-        .run(["export", "--since", "yesterday", "--until", &h.until, "-o", "x.tar.zst"])
+        .run([
+            "export",
+            "--since",
+            "yesterday",
+            "--until",
+            &h.until,
+            "-o",
+            "x.tar.zst",
+        ])
         .fails(2, &["--since", "yesterday"]);
-    let missing = h.vault.run(["export", "--since", &h.since, "-o", "x.tar.zst"]);
+    let missing = h
+        .vault
+        .run(["export", "--since", &h.since, "-o", "x.tar.zst"]);
     assert_eq!(missing.code, 2, "{missing:?}");
     assert!(missing.stderr.contains("--until"), "{missing:?}");
     assert!(!h.vault.path("x.tar.zst").exists());
@@ -708,7 +768,8 @@ fn one_altered_byte_in_any_file_fails_verification_naming_that_file() {
     let same = h.vault.write("same.tar.zst", repack(&entries));
     verify_pack(&same, &["--key", &key_arg]).success();
 
-    let cases: Vec<(String, Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+    type Alter = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(String, Alter, &str)> = vec![
         (
             blob.clone(),
             Box::new(|b: &mut Vec<u8>| {
@@ -877,12 +938,42 @@ fn unsafe_paths_and_links_are_refused_and_unusable_input_is_told_apart() {
     let before = common::walk(&work);
 
     let cases: [(&str, tar::EntryType, &[u8], &str); 6] = [
-        ("evault-pack/../escape.txt", tar::EntryType::Regular, b"x", "unsafe path"),
-        ("/tmp/evault-pack-escape.txt", tar::EntryType::Regular, b"x", "unsafe path"),
-        ("evault-pack/a\\..\\b.txt", tar::EntryType::Regular, b"x", "unsafe path"),
-        ("elsewhere/readme.txt", tar::EntryType::Regular, b"x", "unsafe path"),
-        ("evault-pack/blobs/link", tar::EntryType::Symlink, b"", "symbolic link"),
-        ("evault-pack/blobs/hard", tar::EntryType::Link, b"", "hard link"),
+        (
+            "evault-pack/../escape.txt",
+            tar::EntryType::Regular,
+            b"x",
+            "unsafe path",
+        ),
+        (
+            "/tmp/evault-pack-escape.txt",
+            tar::EntryType::Regular,
+            b"x",
+            "unsafe path",
+        ),
+        (
+            "evault-pack/a\\..\\b.txt",
+            tar::EntryType::Regular,
+            b"x",
+            "unsafe path",
+        ),
+        (
+            "elsewhere/readme.txt",
+            tar::EntryType::Regular,
+            b"x",
+            "unsafe path",
+        ),
+        (
+            "evault-pack/blobs/link",
+            tar::EntryType::Symlink,
+            b"",
+            "symbolic link",
+        ),
+        (
+            "evault-pack/blobs/hard",
+            tar::EntryType::Link,
+            b"",
+            "hard link",
+        ),
     ];
     for (name, kind, data, reason) in cases {
         let mut tampered = entries.clone();
@@ -905,7 +996,11 @@ fn unsafe_paths_and_links_are_refused_and_unusable_input_is_told_apart() {
             .write("unsafe.tar.zst", common::zstd(&common::raw_tar(&raw)));
         let run = verify_pack(&path, &[]);
         assert_eq!(run.code, 4, "{name}: {run:?}");
-        assert_eq!(failed_paths(&run), BTreeSet::from([name.to_string()]), "{run:?}");
+        assert_eq!(
+            failed_paths(&run),
+            BTreeSet::from([name.to_string()]),
+            "{run:?}"
+        );
         assert!(run.stdout_text().contains(reason), "{name}: {run:?}");
     }
     // Nothing was written anywhere.
@@ -916,11 +1011,16 @@ fn unsafe_paths_and_links_are_refused_and_unusable_input_is_told_apart() {
     assert_eq!(before, after);
 
     // Not a pack at all: exit 2. No pack: exit 3.
-    let plain = h.vault.write("plain.tar", common::raw_tar(&[RawEntry::file("a", b"b")]));
+    let plain = h
+        .vault
+        .write("plain.tar", common::raw_tar(&[RawEntry::file("a", b"b")]));
     verify_pack(&plain, &[]).fails(2, &["not an evault evidence pack"]);
     let tar_first = h.vault.write(
         "other.tar.zst",
-        common::zstd(&common::raw_tar(&[RawEntry::file("evault-pack/report.md", b"hi")])),
+        common::zstd(&common::raw_tar(&[RawEntry::file(
+            "evault-pack/report.md",
+            b"hi",
+        )])),
     );
     verify_pack(&tar_first, &[]).fails(2, &["first entry is 'evault-pack/report.md'"]);
     let empty = h.vault.write("empty.tar.zst", common::zstd(b""));
@@ -928,12 +1028,24 @@ fn unsafe_paths_and_links_are_refused_and_unusable_input_is_told_apart() {
     verify_pack(&h.vault.path("nowhere.tar.zst"), &[]).fails(3, &["nowhere.tar.zst"]);
     verify_pack(&pack, &["--key", "not-a-key"]).fails(2, &["--key"]);
 
-    // A truncated pack: damaged, named, exit 4.
-    let bytes = fs::read(&pack).unwrap();
-    let cut = h.vault.write("cut.tar.zst", &bytes[..bytes.len() * 2 / 3]);
+    // A pack cut short: damaged, named, exit 4; cut inside its first block, unusable (2).
+    let tar = zstd::decode_all(&fs::read(&pack).unwrap()[..]).unwrap();
+    let cut = h
+        .vault
+        .write("cut.tar.zst", common::zstd(&tar[..tar.len() * 2 / 3]));
     let run = verify_pack(&cut, &[]);
     assert_eq!(run.code, 4, "{run:?}");
-    assert!(run.stdout_text().contains("damaged or truncated"), "{run:?}");
+    assert!(
+        run.stdout_text().contains("damaged or truncated"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout_text().contains("missing from the pack"),
+        "{run:?}"
+    );
+    let bytes = fs::read(&pack).unwrap();
+    let cut = h.vault.write("cut.tar.zst", &bytes[..bytes.len() / 2]);
+    verify_pack(&cut, &[]).fails(2, &["not an evault evidence pack"]);
 }
 
 #[test]
@@ -941,10 +1053,12 @@ fn a_failed_or_refused_export_leaves_no_partial_pack() {
     let h = History::build();
     let v = &h.vault;
     let args = |out: &str| -> Vec<String> {
-        ["export", "--since", &h.since, "--until", &h.until, "-o", out]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "export", "--since", &h.since, "--until", &h.until, "-o", out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     let listing = |dir: &Path| -> BTreeSet<String> {
         fs::read_dir(dir)
@@ -982,8 +1096,14 @@ fn a_failed_or_refused_export_leaves_no_partial_pack() {
     fs::write(v.blob_file(&digest), common::zstd(b"not the scan")).unwrap();
     let run = v.run(args("packs/q2.tar.zst"));
     run.fails(4, &[&digest]);
-    assert_eq!(fs::read(v.path("packs/q2.tar.zst")).unwrap(), b"the previous pack");
-    assert_eq!(listing(&v.path("packs")), BTreeSet::from(["q2.tar.zst".to_string()]));
+    assert_eq!(
+        fs::read(v.path("packs/q2.tar.zst")).unwrap(),
+        b"the previous pack"
+    );
+    assert_eq!(
+        listing(&v.path("packs")),
+        BTreeSet::from(["q2.tar.zst".to_string()])
+    );
     v.assert_tmp_empty();
 }
 
@@ -1000,23 +1120,45 @@ fn a_large_blob_streams_through_export_and_verification() {
         state ^= state << 17;
         chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
     }
-    let id = push(&v, "image.tar", &big, &links(BLUEPRINT, VERSION, &["--kind", "other"]));
+    let id = push(
+        &v,
+        "image.tar",
+        &big,
+        &links(BLUEPRINT, VERSION, &["--kind", "other"]),
+    );
     let until = instant();
-    v.run(["export", "--since", &since, "--until", &until, "-o", "big.tar.zst"])
-        .success();
+    v.run([
+        "export",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "-o",
+        "big.tar.zst",
+    ])
+    .success();
     let pack = v.path("big.tar.zst");
     let entries = unpack_file(&pack);
     assert_eq!(record_ids(&entries), set(&[&id]));
-    assert_eq!(file(&entries, &format!("blobs/sha256/{}", hex::encode(sha256(&big)))), &big[..]);
+    assert_eq!(
+        file(
+            &entries,
+            &format!("blobs/sha256/{}", hex::encode(sha256(&big)))
+        ),
+        &big[..]
+    );
     verify_pack(&pack, &["--key", &vkey(&v)]).success();
 
     // One flipped bit deep inside the blob is found.
     let mut tampered = entries.clone();
-    let slot = tampered.iter_mut().find(|(p, ..)| p.contains("/blobs/")).unwrap();
+    let slot = tampered
+        .iter_mut()
+        .find(|(p, ..)| p.contains("/blobs/"))
+        .unwrap();
     slot.2[20 << 20] ^= 0x80;
     let rel = slot.0[TOP.len() + 1..].to_string();
     let path = v.write("big-tampered.tar.zst", repack(&tampered));
-    assert_fails_naming(&verify_pack(&path, &[]), &[&rel], "does not hash to its name");
+    assert_fails_naming(&verify_pack(&path, &[]), &[&rel], "do not hash to its name");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1067,7 +1209,12 @@ fn packs_over_http_are_signed_by_the_server_scoped_to_the_token_and_recorded_as_
         p.extend_from_slice(extra);
         p
     };
-    let sbom_id = push_http(&server, &ci, &with(&[("name", "sbom.json")]), &cyclonedx("checkout-api"));
+    let sbom_id = push_http(
+        &server,
+        &ci,
+        &with(&[("name", "sbom.json")]),
+        &cyclonedx("checkout-api"),
+    );
     let approval_id = push_http(
         &server,
         &ci,
@@ -1131,20 +1278,33 @@ fn packs_over_http_are_signed_by_the_server_scoped_to_the_token_and_recorded_as_
     // The raw endpoint: a zstd stream, parameters checked.
     let path = with_query(
         "/v1/export",
-        &[("since", since.as_str()), ("until", until.as_str()), ("env", "production")],
+        &[
+            ("since", since.as_str()),
+            ("until", until.as_str()),
+            ("env", "production"),
+        ],
     );
     let reply = server.get(&path, Some(&auditor)).expect(200);
-    assert_eq!(reply.header("content-type").as_deref(), Some("application/zstd"));
+    assert_eq!(
+        reply.header("content-type").as_deref(),
+        Some("application/zstd")
+    );
     assert_eq!(
         record_ids(&unpack(&reply.body)),
         set(&[&sbom_id, &approval_id, &deploy_id])
     );
     let reply = server
-        .get(&with_query("/v1/export", &[("since", since.as_str())]), Some(&auditor))
+        .get(
+            &with_query("/v1/export", &[("since", since.as_str())]),
+            Some(&auditor),
+        )
         .expect(400);
     assert!(reply.text().contains("until"), "{reply:?}");
     server
-        .get(&with_query("/v1/export", &[("since", "x"), ("until", "y")]), Some(&auditor))
+        .get(
+            &with_query("/v1/export", &[("since", "x"), ("until", "y")]),
+            Some(&auditor),
+        )
         .expect(400);
 
     // Who exported what is in the access review.

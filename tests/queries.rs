@@ -546,6 +546,12 @@ fn the_history_answers_every_question_exactly() {
         live_set(&trace["live"]),
         set([("checkout-api", "1.4.2", "staging")])
     );
+    // A rollback traces to the version it restored, with that version's commit and evidence.
+    let rb = h.json(&["trace", "deploy", &h.rollback]);
+    assert_eq!(rb["deploy"]["kind"], "rollback");
+    assert_eq!(rb["blueprint"]["version"], "1.4.1");
+    assert_eq!(rb["git_sha"], CHECKOUT_141);
+    assert_eq!(gaps(&rb), Vec::<String>::new(), "{rb:#}");
     // The same deploy by its artifact digest (the latest deploy of that artifact).
     let by_artifact = h.json(&["trace", "deploy", &image("checkout-api", "1.4.2")]);
     assert_eq!(
@@ -684,7 +690,7 @@ fn the_history_answers_every_question_exactly() {
         text.contains("checkout-api 1.4.1 live in production"),
         "{text}"
     );
-    assert!(text.contains("not affected (VEX)"), "{text}");
+    assert!(text.contains("suppressed by VEX"), "{text}");
     let _ = &h.key;
 }
 
@@ -840,6 +846,32 @@ fn deploy_and_rollback_take_the_commit_from_the_evidence_or_say_why_not() {
             .unwrap()
             .contains("no evidence of checkout-api 1.0.0 names artifact"),
         "{recorded:#}"
+    );
+    // A retry that repeats the time finds the record already there.
+    let retry = [
+        "--json",
+        "deploy",
+        "--blueprint",
+        "checkout-api",
+        "--version",
+        "1.0.0",
+        "--env",
+        "production",
+        "--artifact",
+        &artifact,
+        "--git-sha",
+        CHECKOUT_141,
+        "--time",
+        "2026-03-03T10:00:00Z",
+    ];
+    let first = v.run(retry).success().json();
+    let second = v.run(retry).success().json();
+    assert_eq!(first["status"], "created");
+    assert_eq!(second["status"], "present");
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(
+        v.show_json(&str_field(&first, "id"))["summary"]["time"],
+        "2026-03-03T10:00:00Z"
     );
     let shown = v.show_json(&str_field(&recorded, "id"));
     assert_eq!(shown["summary"]["actor"], common::ACTOR);
@@ -1030,6 +1062,19 @@ fn over_http_the_actor_is_the_token_and_scopes_bound_every_answer() {
             ),
     );
     assert_eq!(reply.status, 403, "{}", reply.text());
+    // ... even for a version that does not exist: a refusal says nothing about other teams.
+    let reply = server.send(
+        Req::new("POST", "/v1/deploys")
+            .token(&ci)
+            .header("content-type", "application/json")
+            .body(
+                json!({"blueprint": "payments", "version": "9.9.9", "env": "canary",
+                       "artifact": image("payments", "9.9.9")})
+                .to_string(),
+            ),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(!reply.text().contains("9.9.9"), "{}", reply.text());
     remote(
         &server,
         &auditor,

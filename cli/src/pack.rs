@@ -141,14 +141,13 @@ pub fn export(g: &Global, args: ExportArgs) -> Result<(), Error> {
             received?;
             // The download must be a whole pack, signed with the server's key, before it
             // takes the place of -o.
-            let verifier = LogVerifier::from_vkey(&key.vkey).map_err(|e| {
-                Error::Internal(format!("the server's log key is unusable: {e}"))
-            })?;
+            let verifier = LogVerifier::from_vkey(&key.vkey)
+                .map_err(|e| Error::Internal(format!("the server's log key is unusable: {e}")))?;
             let file = File::open(temp.path())
                 .map_err(|e| Error::io_path("cannot read", temp.path(), e))?;
             let report = pack::verify(
                 io::BufReader::new(file),
-                PackKey::Pinned(verifier),
+                PackKey::Pinned(Box::new(verifier)),
                 &mut |_, _| {},
             )?;
             if !report.ok {
@@ -255,10 +254,10 @@ pub fn verify_pack(g: &Global, args: VerifyPackArgs) -> Result<(), Error> {
     let key = match args.key.as_deref() {
         Some(arg) => {
             let text = read_key_arg(arg)?;
-            PackKey::Pinned(
+            PackKey::Pinned(Box::new(
                 LogVerifier::from_vkey(&text)
                     .map_err(|e| Error::Invalid(format!("invalid --key: {e}")))?,
-            )
+            ))
         }
         None => PackKey::FromPack,
     };
@@ -278,9 +277,7 @@ pub fn verify_pack(g: &Global, args: VerifyPackArgs) -> Result<(), Error> {
     let report = pack::verify(
         io::BufReader::with_capacity(256 * 1024, file),
         key,
-        &mut |files, bytes| {
-            bar.show(|| format!("checking: {files} files, {}", human_bytes(bytes)))
-        },
+        &mut |files, bytes| bar.show(|| format!("checking: {files} files, {}", human_bytes(bytes))),
     );
     bar.clear();
     let report = report?;

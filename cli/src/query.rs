@@ -44,6 +44,10 @@ pub struct DeployArgs {
     /// The CI run that deployed.
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
+    /// When it happened (RFC 3339); default now. A retry with the same --time and values
+    /// finds the record already there instead of recording a second deploy.
+    #[arg(long, value_name = "TIME")]
+    time: Option<String>,
 }
 
 #[derive(Args)]
@@ -72,6 +76,9 @@ pub struct RollbackArgs {
     /// The commit of the version rolled back; default: the one its evidence names.
     #[arg(long, value_name = "SHA")]
     git_sha: Option<String>,
+    /// When it happened (RFC 3339); default now.
+    #[arg(long, value_name = "TIME")]
+    time: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -168,7 +175,12 @@ fn local_actor(actor: &Result<String, String>) -> Result<String, Error> {
     actor.clone().map_err(Error::Invalid)
 }
 
-fn print_recorded(g: &Global, what: &str, r: &Recorded) -> Result<(), Error> {
+fn print_recorded(
+    g: &Global,
+    what: &str,
+    to_version: Option<&str>,
+    r: &Recorded,
+) -> Result<(), Error> {
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
@@ -180,11 +192,14 @@ fn print_recorded(g: &Global, what: &str, r: &Recorded) -> Result<(), Error> {
         evault_core::index::Status::Created => "recorded",
         evault_core::index::Status::Present => "already recorded",
     };
+    let versions = match to_version {
+        Some(to) => format!("{} -> {to}", rec.blueprint.version),
+        None => rec.blueprint.version.clone(),
+    };
     write_stdout(&format!(
-        "{what} {state}: {}  {} {} in {}  commit {}  by {}\n",
+        "{what} {state}: {}  {} {versions} in {}  commit {}  by {}\n",
         rec.id,
         rec.blueprint.name,
-        rec.blueprint.version,
         rec.environment.as_deref().unwrap_or("-"),
         rec.git_sha,
         rec.producer
@@ -201,6 +216,7 @@ pub fn deploy(g: &Global, args: DeployArgs) -> Result<(), Error> {
         status: args.status,
         target: args.target,
         run_id: args.run_id,
+        time: time_arg("--time", args.time.as_deref())?,
     };
     let recorded: Recorded = match backend(g)? {
         Backend::Local { vault, actor } => {
@@ -212,10 +228,11 @@ pub fn deploy(g: &Global, args: DeployArgs) -> Result<(), Error> {
             Some(serde_json::to_value(&request).map_err(|e| Error::Internal(e.to_string()))?),
         )?,
     };
-    print_recorded(g, "deploy", &recorded)
+    print_recorded(g, "deploy", None, &recorded)
 }
 
 pub fn rollback(g: &Global, args: RollbackArgs) -> Result<(), Error> {
+    let to_version = args.to_version.clone();
     let request = RollbackRequest {
         blueprint: args.blueprint,
         environment: args.environment,
@@ -225,6 +242,7 @@ pub fn rollback(g: &Global, args: RollbackArgs) -> Result<(), Error> {
         trigger: Some(args.trigger),
         incident: args.incident,
         git_sha: args.git_sha,
+        time: time_arg("--time", args.time.as_deref())?,
     };
     let recorded: Recorded = match backend(g)? {
         Backend::Local { vault, actor } => {
@@ -236,7 +254,7 @@ pub fn rollback(g: &Global, args: RollbackArgs) -> Result<(), Error> {
             Some(serde_json::to_value(&request).map_err(|e| Error::Internal(e.to_string()))?),
         )?,
     };
-    print_recorded(g, "rollback", &recorded)
+    print_recorded(g, "rollback", Some(&to_version), &recorded)
 }
 
 pub fn trace(g: &Global, command: TraceCommand) -> Result<(), Error> {
@@ -607,9 +625,10 @@ fn commit_text(t: &CommitTrace) -> String {
 fn component_text(s: &ComponentSearch) -> String {
     let mut out = as_of_line(&s.as_of);
     out.push_str(&format!(
-        "{}: in {} SBOM record(s) of {} blueprint version(s)\n",
+        "{}: in {} SBOM record(s) of {}{} blueprint version(s)\n",
         s.query,
         s.sbom_count,
+        if s.truncated { "more than " } else { "" },
         s.versions.len()
     ));
     list(&mut out, "live", &s.live, live_line);
@@ -660,7 +679,7 @@ fn vuln_text(s: &VulnSearch) -> String {
     if !s.suppressed_live.is_empty() {
         list(
             &mut out,
-            "live but not affected (VEX)",
+            "live, suppressed by VEX",
             &s.suppressed_live,
             live_line,
         );
@@ -674,7 +693,7 @@ fn vuln_text(s: &VulnSearch) -> String {
             if v.exposed {
                 "EXPOSED"
             } else {
-                "not affected (VEX)"
+                "suppressed by VEX (not affected or fixed)"
             }
         ));
         for f in &v.findings {

@@ -209,7 +209,11 @@ pub fn select(vault: &Vault, request: &ExportRequest) -> Result<Selection> {
     })
 }
 
-fn choose(chosen: &mut BTreeMap<String, (String, bool)>, r: &Record, in_period: bool) -> Result<()> {
+fn choose(
+    chosen: &mut BTreeMap<String, (String, bool)>,
+    r: &Record,
+    in_period: bool,
+) -> Result<()> {
     let slot = chosen
         .entry(r.id.clone())
         .or_insert_with(|| (r.ingested_at.clone(), in_period));
@@ -284,6 +288,16 @@ struct Spooled {
     sha256: [u8; 32],
 }
 
+/// The records and proofs of a pack, written to a scratch file, with what the rest of the
+/// pack needs to know about them.
+struct Spool {
+    file: std::fs::File,
+    files: Vec<Spooled>,
+    /// Each distinct blob with its original size.
+    blobs: BTreeMap<Digest, u64>,
+    rows: Vec<ReportRow>,
+}
+
 /// Writes the pack of `selection` (from [`select`]) as a zstd-compressed tar into `out`.
 /// Nothing is written to `out` before every record and proof has been read; a blob that fails
 /// verification while it is copied fails the export with [`Error::Integrity`], and whatever was
@@ -306,39 +320,9 @@ pub fn export(
     };
 
     // 1. Records and proofs into the spool, hashed as they go; blobs noted.
-    let mut spool = vault.scratch_file()?;
-    let mut spooled: Vec<Spooled> = Vec::with_capacity(selection.records.len() * 2);
-    let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
-    let mut rows: Vec<ReportRow> = Vec::with_capacity(selection.records.len());
-    {
-        let mut writer = BufWriter::new(&mut spool);
-        for (id, in_period) in &selection.records {
-            let record = vault.record(id)?;
-            let digest: Digest = record.digest.parse().map_err(|e| {
-                Error::Integrity(format!("record {id} holds a malformed digest: {e}"))
-            })?;
-            if let std::collections::btree_map::Entry::Vacant(slot) = blobs.entry(digest) {
-                // Present in the index and in the store, with its original size.
-                slot.insert(vault.blob(&digest)?.size);
-            }
-            let proof = vault.log_prove_at(&record, &checkpoint)?;
-            let view = vault.view(record)?;
-            rows.push(ReportRow::of(&view.record, &view.summary, *in_period));
-            spooled.push(spool_json(
-                &mut writer,
-                format!("records/{id}.json"),
-                &view,
-            )?);
-            spooled.push(spool_json(&mut writer, format!("log/{id}.json"), &proof)?);
-            state.records += 1;
-            progress(state);
-        }
-        writer
-            .flush()
-            .map_err(|e| Error::io("cannot write the export's scratch file", e))?;
-    }
+    let spool = spool_records(vault, selection, &checkpoint, &mut state, progress)?;
 
-    // 2. The small files and the manifest.
+    // 2. The small files and the manifest, signed.
     let key_text = format!(
         "{}\n# log {}, ed25519 key {} (pin this line: evault log verify --key ...)\n",
         key.vkey, key.origin, key.key_id
@@ -350,17 +334,15 @@ pub fn export(
         environment: request.environment.clone(),
         scopes: request.scopes.clone(),
     };
-    let in_period = selection.records.iter().filter(|(_, p)| *p).count() as u64;
     let report = render_report(&ReportContext {
         query: &query,
         created_at: &created_at,
         exported_by: &request.exported_by,
         checkpoint: &checkpoint,
         key_id: &key.key_id,
-        blobs: blobs.len() as u64,
-        rows: &rows,
+        blobs: spool.blobs.len() as u64,
+        rows: &spool.rows,
     });
-    drop(rows);
     let small: [(&str, &[u8]); 3] = [
         (KEY_PATH, key_text.as_bytes()),
         (CHECKPOINT_PATH, checkpoint.note.as_bytes()),
@@ -374,19 +356,19 @@ pub fn export(
             sha256: hex::encode(Sha256::digest(bytes)),
         })
         .collect();
-    files.extend(spooled.iter().map(|s| ManifestFile {
+    files.extend(spool.files.iter().map(|s| ManifestFile {
         path: s.path.clone(),
         size: s.size,
         sha256: hex::encode(s.sha256),
     }));
-    files.extend(blobs.iter().map(|(digest, size)| ManifestFile {
+    files.extend(spool.blobs.iter().map(|(digest, size)| ManifestFile {
         path: blob_path(digest),
         size: *size,
         sha256: digest.hex(),
     }));
     let manifest = Manifest {
         format: FORMAT.into(),
-        created_at: created_at.clone(),
+        created_at,
         exported_by: request.exported_by.clone(),
         log: ManifestLog {
             origin: checkpoint.origin.clone(),
@@ -394,10 +376,10 @@ pub fn export(
             tree_size: checkpoint.size,
             root_hash: checkpoint.root_hash.clone(),
         },
-        query: query.clone(),
+        query,
         records: selection.records.len() as u64,
-        records_in_period: in_period,
-        blobs: blobs.len() as u64,
+        records_in_period: selection.records.iter().filter(|(_, p)| *p).count() as u64,
+        blobs: spool.blobs.len() as u64,
         files,
     };
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest)
@@ -410,19 +392,14 @@ pub fn export(
         )));
     }
     let signature = vault.log_sign_note(&signed_text(&manifest_bytes))?;
-    let total_files = manifest.files.len() as u64 + 2;
-    let total_bytes = manifest.files.iter().map(|f| f.size).sum::<u64>()
-        + manifest_bytes.len() as u64
-        + signature.len() as u64;
 
     // 3. The tar, in manifest order, through zstd into `out`.
-    let mtime = Utc::now().timestamp().max(0) as u64;
     let encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)
         .and_then(|mut e| e.include_checksum(true).map(|_| e))
         .map_err(|e| Error::io("cannot start compressing the pack", e))?;
     let mut tar = PackTar {
         builder: tar::Builder::new(encoder),
-        mtime,
+        mtime: Utc::now().timestamp().max(0) as u64,
         state,
         progress,
     };
@@ -431,54 +408,87 @@ pub fn export(
     for (path, bytes) in small {
         tar.add_bytes(path, bytes)?;
     }
-    spool
-        .seek(SeekFrom::Start(0))
-        .map_err(|e| Error::io("cannot read the export's scratch file", e))?;
-    let mut spool = BufReader::with_capacity(CHUNK, spool);
-    for s in &spooled {
-        let mut sha = Sha256::new();
-        let mut reader = Hashing {
-            inner: (&mut spool).take(s.size),
-            sha: &mut sha,
-        };
-        tar.add(&s.path, s.size, &mut reader)?;
-        if <[u8; 32]>::from(sha.finalize()) != s.sha256 {
-            return Err(Error::Internal(format!(
-                "the export's scratch file changed under it ({})",
-                s.path
-            )));
-        }
-    }
-    drop(spool);
-    for (digest, size) in &blobs {
+    tar.add_spooled(spool.file, &spool.files)?;
+    for (digest, size) in &spool.blobs {
         let (_, reader) = vault.open_blob(digest)?;
-        tar.add(&blob_path(digest), *size, reader).map_err(|e| match e {
-            Error::Integrity(m) => Error::Integrity(format!("cannot export blob {digest}: {m}")),
-            other => other,
-        })?;
+        tar.add(&blob_path(digest), *size, reader)
+            .map_err(|e| match e {
+                Error::Integrity(m) => {
+                    Error::Integrity(format!("cannot export blob {digest}: {m}"))
+                }
+                other => other,
+            })?;
     }
+    let bytes = tar.state.bytes;
     let encoder = tar
         .builder
         .into_inner()
         .map_err(|e| Error::io("cannot write the pack", e))?;
-    let out = encoder
+    encoder
         .finish()
-        .map_err(|e| Error::io("cannot write the pack", e))?;
-    out.flush()
+        .and_then(|out| out.flush())
         .map_err(|e| Error::io("cannot write the pack", e))?;
 
     Ok(ExportSummary {
         records: manifest.records,
         records_in_period: manifest.records_in_period,
         blobs: manifest.blobs,
-        files: total_files,
-        bytes: total_bytes,
+        files: manifest.files.len() as u64 + 2,
+        bytes,
         origin: manifest.log.origin,
         key_id: manifest.log.key_id,
         tree_size: manifest.log.tree_size,
         root_hash: manifest.log.root_hash,
         manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
-        query,
+        query: manifest.query,
+    })
+}
+
+/// Phase 1 of [`export`]: each record (as `evault show --json`) and its proof against
+/// `checkpoint` into a scratch file, noting their hashes, the blobs and the report's rows.
+fn spool_records(
+    vault: &Vault,
+    selection: &Selection,
+    checkpoint: &CheckpointView,
+    state: &mut ExportProgress,
+    progress: &mut dyn FnMut(ExportProgress),
+) -> Result<Spool> {
+    let mut file = vault.scratch_file()?;
+    let mut files = Vec::with_capacity(selection.records.len() * 2);
+    let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
+    let mut rows = Vec::with_capacity(selection.records.len());
+    let mut writer = BufWriter::new(&mut file);
+    for (id, in_period) in &selection.records {
+        let record = vault.record(id)?;
+        let digest: Digest = record
+            .digest
+            .parse()
+            .map_err(|e| Error::Integrity(format!("record {id} holds a malformed digest: {e}")))?;
+        if let std::collections::btree_map::Entry::Vacant(slot) = blobs.entry(digest) {
+            // Present in the index and in the store, with its original size.
+            slot.insert(vault.blob(&digest)?.size);
+        }
+        let proof = vault.log_prove_at(&record, checkpoint)?;
+        let view = vault.view(record)?;
+        rows.push(ReportRow::of(&view.record, &view.summary, *in_period));
+        files.push(spool_json(
+            &mut writer,
+            format!("records/{id}.json"),
+            &view,
+        )?);
+        files.push(spool_json(&mut writer, format!("log/{id}.json"), &proof)?);
+        state.records += 1;
+        progress(*state);
+    }
+    writer
+        .flush()
+        .map_err(|e| Error::io("cannot write the export's scratch file", e))?;
+    drop(writer);
+    Ok(Spool {
+        file,
+        files,
+        blobs,
+        rows,
     })
 }
 
@@ -512,6 +522,28 @@ impl<W: Write> PackTar<'_, W> {
         self.add(path, bytes.len() as u64, bytes)
     }
 
+    /// Appends the spooled files, checking each against the hash taken when it was written.
+    fn add_spooled(&mut self, mut file: std::fs::File, files: &[Spooled]) -> Result<()> {
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("cannot read the export's scratch file", e))?;
+        let mut spool = BufReader::with_capacity(CHUNK, file);
+        for s in files {
+            let mut sha = Sha256::new();
+            let mut reader = Hashing {
+                inner: (&mut spool).take(s.size),
+                sha: &mut sha,
+            };
+            self.add(&s.path, s.size, &mut reader)?;
+            if <[u8; 32]>::from(sha.finalize()) != s.sha256 {
+                return Err(Error::Internal(format!(
+                    "the export's scratch file changed under it ({})",
+                    s.path
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Appends `size` bytes from `reader` as the regular file `path`, reading `reader` to its
     /// end (so that a verifying reader gets to conclude) and refusing any other length.
     fn add(&mut self, path: &str, size: u64, reader: impl Read) -> Result<()> {
@@ -529,9 +561,9 @@ impl<W: Write> PackTar<'_, W> {
             state: &mut self.state,
             progress: &mut *self.progress,
         };
-        let written = self
-            .builder
-            .append_data(&mut header, format!("{TOP_DIR}/{path}"), &mut exact);
+        let written =
+            self.builder
+                .append_data(&mut header, format!("{TOP_DIR}/{path}"), &mut exact);
         if let Some(fault) = exact.fault.take() {
             return Err(fault);
         }
@@ -918,24 +950,12 @@ pub type VerifyProgress<'a> = &'a mut dyn FnMut(u64, u64);
 
 /// The key to check a pack with: the one the auditor trusts, or the pack's own.
 pub enum PackKey {
-    Pinned(LogVerifier),
+    Pinned(Box<LogVerifier>),
     FromPack,
 }
 
 fn tar_path(rel: &str) -> String {
     format!("{TOP_DIR}/{rel}")
-}
-
-/// What one streamed file yielded, for the checks made once everything has been read.
-#[derive(Default)]
-struct Seen {
-    /// Records: id -> digest, kind and blueprint (from `records/<id>.json`).
-    records: HashMap<String, RecordFacts>,
-    /// Proven log entries: id -> the state's facts.
-    entries: HashMap<String, RecordFacts>,
-    key: Option<String>,
-    checkpoint: Option<String>,
-    signature: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -946,166 +966,235 @@ struct RecordFacts {
     version: String,
 }
 
+fn not_a_pack(why: String) -> Error {
+    Error::Invalid(format!(
+        "not an evault evidence pack (a zstd-compressed tar whose first entry is \
+         {TOP_DIR}/{MANIFEST_PATH}): {why}"
+    ))
+}
+
 /// Verifies a pack read from `reader`, offline. Problems are collected in the report (and
 /// make it not `ok`); `Err` only for input that is not a pack at all: not zstd, not a tar, or
 /// without `manifest.json` as its first entry ([`Error::Invalid`]).
 pub fn verify(reader: impl Read, key: PackKey, progress: VerifyProgress<'_>) -> Result<PackReport> {
-    let not_a_pack = |why: String| {
-        Error::Invalid(format!(
-            "not an evault evidence pack (a zstd-compressed tar whose first entry is \
-             {TOP_DIR}/{MANIFEST_PATH}): {why}"
-        ))
-    };
     let decoder = zstd::stream::read::Decoder::new(reader)
         .map_err(|e| not_a_pack(format!("cannot start decompressing: {e}")))?;
     let mut archive = tar::Archive::new(decoder);
-    let mut report = PackReport {
-        ok: false,
-        key_source: match key {
-            PackKey::Pinned(_) => "pinned".into(),
-            PackKey::FromPack => "pack".into(),
-        },
-        key_id: None,
-        key_name: None,
-        format: None,
-        created_at: None,
-        exported_by: None,
-        query: None,
-        tree_size: None,
-        root_hash: None,
-        records: 0,
-        records_in_period: 0,
-        blobs: 0,
-        manifest_sha256: None,
-        files_checked: 0,
-        bytes_checked: 0,
-        problems: Vec::new(),
-    };
-    let mut problems: Vec<PackProblem> = Vec::new();
-    let mut problem = |path: &str, why: String| {
-        problems.push(PackProblem {
-            path: path.to_string(),
-            problem: why,
-        })
-    };
-
     let mut entries = archive
         .entries()
         .map_err(|e| not_a_pack(format!("cannot read it: {e}")))?;
-
-    // 1. The manifest, first.
-    let manifest_bytes = {
-        let mut first = match entries.next() {
-            None => return Err(not_a_pack("it is empty".into())),
-            Some(Err(e)) => return Err(not_a_pack(e.to_string())),
-            Some(Ok(entry)) => entry,
-        };
-        let path = String::from_utf8_lossy(&first.path_bytes()).into_owned();
-        if path != tar_path(MANIFEST_PATH) || first.header().entry_type() != tar::EntryType::Regular
-        {
-            return Err(not_a_pack(format!("its first entry is '{path}'")));
-        }
-        let size = first.header().size().unwrap_or(u64::MAX);
-        if size > MAX_MANIFEST_BYTES {
-            return Err(not_a_pack(format!(
-                "its manifest is larger than {} MiB",
-                MAX_MANIFEST_BYTES >> 20
-            )));
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        (&mut first)
-            .take(MAX_MANIFEST_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| not_a_pack(format!("cannot read its manifest: {e}")))?;
-        bytes
+    let manifest_bytes = match entries.next() {
+        None => return Err(not_a_pack("it is empty".into())),
+        Some(Err(e)) => return Err(not_a_pack(e.to_string())),
+        Some(Ok(mut first)) => read_manifest(&mut first)?,
     };
-    report.files_checked = 1;
-    report.bytes_checked = manifest_bytes.len() as u64;
-    report.manifest_sha256 = Some(hex::encode(Sha256::digest(&manifest_bytes)));
-    let manifest: Option<Manifest> = match serde_json::from_slice::<Manifest>(&manifest_bytes) {
-        Ok(m) if m.format == FORMAT => Some(m),
-        Ok(m) => {
-            problem(
-                &tar_path(MANIFEST_PATH),
-                format!(
-                    "format '{}' is not {FORMAT} (altered, or made by a newer evault)",
-                    excerpt(&m.format)
-                ),
-            );
-            None
-        }
-        Err(e) => {
-            problem(
-                &tar_path(MANIFEST_PATH),
-                format!("not a valid pack manifest ({e}): altered or damaged"),
-            );
-            None
-        }
+    let key_source = match key {
+        PackKey::Pinned(_) => "pinned",
+        PackKey::FromPack => "pack",
     };
-    let Some(manifest) = manifest else {
+    let mut check = Check::new(&manifest_bytes, key_source);
+    if check.manifest.is_none() {
         // Without a manifest nothing else can be checked.
-        report.problems = problems;
-        return Ok(report);
-    };
-    report.format = Some(manifest.format.clone());
-    report.created_at = Some(manifest.created_at.clone());
-    report.exported_by = Some(manifest.exported_by.clone());
-    report.query = Some(manifest.query.clone());
-    report.tree_size = Some(manifest.log.tree_size);
-    report.root_hash = Some(manifest.log.root_hash.clone());
-    report.records = manifest.records;
-    report.records_in_period = manifest.records_in_period;
-    report.blobs = manifest.blobs;
-    let manifest_root: Option<Hash> = parse_hash(&manifest.log.root_hash);
-    if manifest_root.is_none() {
-        problem(
-            &tar_path(MANIFEST_PATH),
-            "log.root_hash is not a SHA-256 hash in hex".into(),
-        );
+        return Ok(check.finish());
     }
-    let mut listed: HashMap<&str, &ManifestFile> = HashMap::with_capacity(manifest.files.len());
-    for f in &manifest.files {
-        if [MANIFEST_PATH, SIGNATURE_PATH].contains(&f.path.as_str())
-            || listed.insert(f.path.as_str(), f).is_some()
-        {
-            problem(
-                &tar_path(MANIFEST_PATH),
-                format!("lists '{}' more than once", excerpt(&f.path)),
+    let mut complete = true;
+    for entry in &mut entries {
+        let ended = match entry {
+            Ok(mut entry) => check.entry(&mut entry, progress),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ended {
+            let last = check.last.clone();
+            check.problem(
+                &last,
+                format!("the pack is damaged or truncated at or after this file: {e}"),
             );
+            complete = false;
+            break;
         }
     }
-    let checkpoint_sha = listed.get(CHECKPOINT_PATH).map(|f| f.sha256.clone());
+    if complete {
+        check.rest(archive.into_inner());
+    }
+    check.missing();
+    check.signatures(key, &manifest_bytes);
+    check.agreement();
+    Ok(check.finish())
+}
 
-    // 2. Every later entry, checked while it streams past.
-    let mut seen_paths: HashSet<String> = HashSet::new();
-    let mut seen = Seen::default();
-    let mut position = 1u64;
-    let mut last = tar_path(MANIFEST_PATH);
-    let mut damaged = false;
-    for entry in &mut entries {
-        position += 1;
-        let mut entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                problem(
-                    &last,
-                    format!("the pack is damaged or truncated after this file: {e}"),
+/// The first entry, which must be `manifest.json`, bounded.
+fn read_manifest(first: &mut tar::Entry<'_, impl Read>) -> Result<Vec<u8>> {
+    let path = String::from_utf8_lossy(&first.path_bytes()).into_owned();
+    if path != tar_path(MANIFEST_PATH) || first.header().entry_type() != tar::EntryType::Regular {
+        return Err(not_a_pack(format!(
+            "its first entry is '{}'",
+            excerpt(&path)
+        )));
+    }
+    if first.header().size().unwrap_or(u64::MAX) > MAX_MANIFEST_BYTES {
+        return Err(not_a_pack(format!(
+            "its manifest is larger than {} MiB",
+            MAX_MANIFEST_BYTES >> 20
+        )));
+    }
+    read_small(first, MAX_MANIFEST_BYTES)
+        .map_err(|e| not_a_pack(format!("cannot read its manifest: {e}")))
+}
+
+/// A verification in progress: the manifest, what has been seen, the problems so far.
+struct Check {
+    report: PackReport,
+    manifest: Option<Manifest>,
+    root: Option<Hash>,
+    /// Manifest path -> index in `manifest.files`.
+    listed: HashMap<String, usize>,
+    problems: Vec<PackProblem>,
+    /// Paths (under the top directory) seen so far, and the entry count.
+    seen_paths: HashSet<String>,
+    position: u64,
+    /// The tar path of the last entry read, to name where a damaged pack breaks off.
+    last: String,
+    /// Records: id -> digest, kind and blueprint (from `records/<id>.json`).
+    records: HashMap<String, RecordFacts>,
+    /// Proven log entries: id -> the facts of the entry's state.
+    entries: HashMap<String, RecordFacts>,
+    key: Option<String>,
+    checkpoint: Option<String>,
+    signature: Option<String>,
+}
+
+impl Check {
+    /// Parses the manifest (a broken one is a problem, not an error: it may have been altered).
+    fn new(manifest_bytes: &[u8], key_source: &str) -> Check {
+        let mut check = Check {
+            report: PackReport {
+                ok: false,
+                key_source: key_source.into(),
+                key_id: None,
+                key_name: None,
+                format: None,
+                created_at: None,
+                exported_by: None,
+                query: None,
+                tree_size: None,
+                root_hash: None,
+                records: 0,
+                records_in_period: 0,
+                blobs: 0,
+                manifest_sha256: Some(hex::encode(Sha256::digest(manifest_bytes))),
+                files_checked: 1,
+                bytes_checked: manifest_bytes.len() as u64,
+                problems: Vec::new(),
+            },
+            manifest: None,
+            root: None,
+            listed: HashMap::new(),
+            problems: Vec::new(),
+            seen_paths: HashSet::new(),
+            position: 1,
+            last: tar_path(MANIFEST_PATH),
+            records: HashMap::new(),
+            entries: HashMap::new(),
+            key: None,
+            checkpoint: None,
+            signature: None,
+        };
+        let manifest = match serde_json::from_slice::<Manifest>(manifest_bytes) {
+            Ok(m) if m.format == FORMAT => m,
+            Ok(m) => {
+                check.problem(
+                    &tar_path(MANIFEST_PATH),
+                    format!(
+                        "format '{}' is not {FORMAT} (altered, or made by a newer evault)",
+                        excerpt(&m.format)
+                    ),
                 );
-                damaged = true;
-                break;
+                return check;
+            }
+            Err(e) => {
+                check.problem(
+                    &tar_path(MANIFEST_PATH),
+                    format!("not a valid pack manifest ({e}): altered or damaged"),
+                );
+                return check;
             }
         };
+        let r = &mut check.report;
+        r.format = Some(manifest.format.clone());
+        r.created_at = Some(manifest.created_at.clone());
+        r.exported_by = Some(manifest.exported_by.clone());
+        r.query = Some(manifest.query.clone());
+        r.tree_size = Some(manifest.log.tree_size);
+        r.root_hash = Some(manifest.log.root_hash.clone());
+        r.records = manifest.records;
+        r.records_in_period = manifest.records_in_period;
+        r.blobs = manifest.blobs;
+        check.root = parse_hash(&manifest.log.root_hash);
+        if check.root.is_none() {
+            check.problem(
+                &tar_path(MANIFEST_PATH),
+                "log.root_hash is not a SHA-256 hash in hex".into(),
+            );
+        }
+        for (i, f) in manifest.files.iter().enumerate() {
+            if [MANIFEST_PATH, SIGNATURE_PATH].contains(&f.path.as_str())
+                || check.listed.insert(f.path.clone(), i).is_some()
+            {
+                check.problem(
+                    &tar_path(MANIFEST_PATH),
+                    format!("lists '{}' more than once", excerpt(&f.path)),
+                );
+            }
+        }
+        let counted = manifest
+            .files
+            .iter()
+            .filter(|f| f.path.starts_with("records/"))
+            .count() as u64;
+        if manifest.records != counted {
+            check.problem(
+                &tar_path(MANIFEST_PATH),
+                format!(
+                    "says it holds {} records but lists {counted}",
+                    manifest.records
+                ),
+            );
+        }
+        check.manifest = Some(manifest);
+        check
+    }
+
+    fn problem(&mut self, path: &str, why: String) {
+        self.problems.push(PackProblem {
+            path: path.to_string(),
+            problem: why,
+        });
+    }
+
+    fn listed(&self, rel: &str) -> Option<&ManifestFile> {
+        let i = *self.listed.get(rel)?;
+        self.manifest.as_ref()?.files.get(i)
+    }
+
+    /// Checks one entry after the manifest while it streams past. `Err` when the pack's
+    /// stream itself breaks (nothing after it can be read).
+    fn entry(
+        &mut self,
+        entry: &mut tar::Entry<'_, impl Read>,
+        progress: VerifyProgress<'_>,
+    ) -> io::Result<()> {
+        self.position += 1;
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
-        last = shown.clone();
+        self.last = shown.clone();
         let Some(rel) = safe_path(&raw) else {
-            problem(
+            self.problem(
                 &shown,
                 "unsafe path (absolute, '..', '.', empty segments, backslashes or outside \
                  evault-pack/): refused"
                     .into(),
             );
-            continue;
+            return Ok(());
         };
         let kind = entry.header().entry_type();
         if kind != tar::EntryType::Regular {
@@ -1113,56 +1202,38 @@ pub fn verify(reader: impl Read, key: PackKey, progress: VerifyProgress<'_>) -> 
                 tar::EntryType::Symlink => "a symbolic link".to_string(),
                 tar::EntryType::Link => "a hard link".to_string(),
                 tar::EntryType::Directory => "a directory".to_string(),
-                other => format!("a tar entry of type {:?}", other),
+                other => format!("a tar entry of type {other:?}"),
             };
-            problem(
+            self.problem(
                 &shown,
                 format!("is {what}; a pack holds only regular files"),
             );
-            continue;
+            return Ok(());
         }
-        if !seen_paths.insert(rel.clone()) || rel == MANIFEST_PATH {
-            problem(&shown, "appears more than once in the pack".into());
-            continue;
+        if !self.seen_paths.insert(rel.clone()) || rel == MANIFEST_PATH {
+            self.problem(&shown, "appears more than once in the pack".into());
+            return Ok(());
         }
         let size = entry.header().size().unwrap_or(u64::MAX);
         if rel == SIGNATURE_PATH {
-            if position != 2 {
-                problem(
-                    &shown,
-                    "is not the second entry of the pack (right after the manifest)".into(),
-                );
-            }
-            if size > MAX_NOTE_FILE {
-                problem(&shown, "is larger than 64 KiB: not a signature".into());
-                continue;
-            }
-            match read_small(&mut entry, MAX_NOTE_FILE) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => seen.signature = Some(text),
-                    Err(_) => problem(&shown, "is not UTF-8 text: altered or damaged".into()),
-                },
-                Err(e) => problem(&shown, format!("cannot be read: {e}")),
-            }
-            report.files_checked += 1;
-            continue;
+            return self.signature_entry(entry, &shown, size);
         }
-        let Some(expected) = listed.get(rel.as_str()) else {
-            problem(
+        let Some(expected) = self.listed(&rel).cloned() else {
+            self.problem(
                 &shown,
                 "is not listed in the manifest (added to the pack?)".into(),
             );
-            continue;
+            return Ok(());
         };
         if size != expected.size {
-            problem(
+            self.problem(
                 &shown,
                 format!(
                     "is {size} bytes but the manifest says {} (altered?)",
                     expected.size
                 ),
             );
-            continue;
+            return Ok(());
         }
         // What to keep in memory besides the hash: JSON and notes, bounded.
         let keep = if rel.starts_with("records/") || is_log_proof(&rel) {
@@ -1173,44 +1244,59 @@ pub fn verify(reader: impl Read, key: PackKey, progress: VerifyProgress<'_>) -> 
             None
         };
         if keep.is_some_and(|bound| size > bound) {
-            problem(&shown, format!("is too large to check ({size} bytes)"));
-            continue;
+            self.problem(&shown, format!("is too large to check ({size} bytes)"));
+            return Ok(());
         }
-        let (sha, kept) = match hash_entry(&mut entry, keep.is_some(), &mut |n| {
+        let report = &mut self.report;
+        let (sha, kept) = hash_entry(entry, keep.is_some(), &mut |n| {
             report.bytes_checked += n;
             progress(report.files_checked, report.bytes_checked);
-        }) {
-            Ok(done) => done,
-            Err(e) => {
-                problem(
-                    &shown,
-                    format!("the pack is damaged or truncated in this file: {e}"),
-                );
-                damaged = true;
-                break;
-            }
-        };
-        report.files_checked += 1;
-        if hex::encode(sha) != expected.sha256 {
-            problem(
+        })?;
+        self.report.files_checked += 1;
+        let sha = hex::encode(sha);
+        if sha != expected.sha256 {
+            self.problem(
                 &shown,
                 format!(
-                    "its content does not match the manifest (sha256 {}, the manifest says {}): \
-                     altered",
-                    hex::encode(sha),
+                    "its content does not match the manifest (sha256 {sha}, the manifest says \
+                     {}): altered",
                     excerpt(&expected.sha256)
                 ),
             );
         }
-        // What each kind of file must be.
+        self.content(&rel, &shown, &sha, kept);
+        Ok(())
+    }
+
+    /// `manifest.sig`: kept for [`Check::signatures`].
+    fn signature_entry(&mut self, entry: &mut impl Read, shown: &str, size: u64) -> io::Result<()> {
+        if self.position != 2 {
+            self.problem(
+                shown,
+                "is not the second entry of the pack (right after the manifest)".into(),
+            );
+        }
+        if size > MAX_NOTE_FILE {
+            self.problem(shown, "is larger than 64 KiB: not a signature".into());
+            return Ok(());
+        }
+        let bytes = read_small(entry, MAX_NOTE_FILE)?;
+        self.report.files_checked += 1;
+        self.report.bytes_checked += bytes.len() as u64;
+        match String::from_utf8(bytes) {
+            Ok(text) => self.signature = Some(text),
+            Err(_) => self.problem(shown, "is not UTF-8 text: altered or damaged".into()),
+        }
+        Ok(())
+    }
+
+    /// What each kind of file must be, beyond its hash.
+    fn content(&mut self, rel: &str, shown: &str, sha: &str, kept: Vec<u8>) {
         if let Some(hex_name) = rel.strip_prefix("blobs/sha256/") {
-            if hex::encode(sha) != hex_name {
-                problem(
-                    &shown,
-                    format!(
-                        "its bytes do not hash to its name (sha256 {}): altered",
-                        hex::encode(sha)
-                    ),
+            if sha != hex_name {
+                self.problem(
+                    shown,
+                    format!("its bytes do not hash to its name (sha256 {sha}): altered"),
                 );
             }
         } else if let Some(id) = rel
@@ -1219,222 +1305,240 @@ pub fn verify(reader: impl Read, key: PackKey, progress: VerifyProgress<'_>) -> 
         {
             match record_facts(&kept, id) {
                 Ok(facts) => {
-                    seen.records.insert(id.to_string(), facts);
+                    self.records.insert(id.to_string(), facts);
                 }
-                Err(why) => problem(&shown, why),
+                Err(why) => self.problem(shown, why),
             }
-        } else if is_log_proof(&rel) {
+        } else if is_log_proof(rel) {
             let id = &rel["log/".len()..rel.len() - ".json".len()];
+            let Some(manifest) = &self.manifest else {
+                return;
+            };
+            let checkpoint_sha = self.listed(CHECKPOINT_PATH).map(|f| f.sha256.clone());
             match check_proof(
                 &kept,
                 id,
                 manifest.log.tree_size,
-                manifest_root.as_ref(),
+                self.root.as_ref(),
                 checkpoint_sha.as_deref(),
             ) {
                 Ok(facts) => {
-                    seen.entries.insert(id.to_string(), facts);
+                    self.entries.insert(id.to_string(), facts);
                 }
-                Err(why) => problem(&shown, why),
+                Err(why) => self.problem(shown, why),
             }
         } else if rel == KEY_PATH {
-            seen.key = String::from_utf8(kept).ok();
+            self.key = String::from_utf8(kept).ok();
         } else if rel == CHECKPOINT_PATH {
-            seen.checkpoint = String::from_utf8(kept).ok();
+            match String::from_utf8(kept) {
+                Ok(text) => self.checkpoint = Some(text),
+                Err(_) => self.problem(shown, "is not UTF-8 text".into()),
+            }
         }
     }
-    drop(entries);
-    // The rest of the stream: nothing but the tar's zero padding, and a zstd frame whose
-    // checksum holds.
-    if !damaged {
-        let mut rest = archive.into_inner();
+
+    /// The rest of the stream: nothing but the tar's zero padding, and a zstd frame whose
+    /// checksum holds.
+    fn rest(&mut self, mut rest: impl Read) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match rest.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if buf[..n].iter().any(|b| *b != 0) {
-                        problem(&last, "data follows the end of the archive".into());
-                        break;
-                    }
+                Ok(0) => return,
+                Ok(n) if buf[..n].iter().all(|b| *b == 0) => {}
+                Ok(_) => {
+                    let last = self.last.clone();
+                    self.problem(&last, "data follows the end of the archive".into());
+                    return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    problem(
+                    let last = self.last.clone();
+                    self.problem(
                         &last,
                         format!("the compressed stream is damaged after this file: {e}"),
                     );
-                    break;
+                    return;
                 }
             }
         }
     }
 
-    // 3. What must be there.
-    for f in &manifest.files {
-        if !seen_paths.contains(&f.path) {
-            problem(
-                &tar_path(&f.path),
-                "is listed in the manifest but missing from the pack (removed?)".into(),
+    /// Files the manifest lists that were not in the pack.
+    fn missing(&mut self) {
+        let Some(manifest) = self.manifest.take() else {
+            return;
+        };
+        for f in &manifest.files {
+            if !self.seen_paths.contains(&f.path) {
+                self.problem(
+                    &tar_path(&f.path),
+                    "is listed in the manifest but missing from the pack (removed?)".into(),
+                );
+            }
+        }
+        if !self.seen_paths.contains(SIGNATURE_PATH) {
+            self.problem(
+                &tar_path(SIGNATURE_PATH),
+                "is missing: the manifest is not signed".into(),
             );
         }
-    }
-    if !seen_paths.contains(SIGNATURE_PATH) {
-        problem(
-            &tar_path(SIGNATURE_PATH),
-            "is missing: the manifest is not signed".into(),
-        );
+        self.manifest = Some(manifest);
     }
 
-    // 4. The signatures: the manifest's and the checkpoint's, with the key.
-    let pack_key = seen.key.as_deref().and_then(first_key_line);
-    let verifier = match key {
-        PackKey::Pinned(v) => {
-            if let Some(text) = &pack_key
-                && LogVerifier::from_vkey(text).ok().as_ref() != Some(&v)
-            {
-                problem(
-                    &tar_path(KEY_PATH),
+    /// The manifest's signature and the checkpoint's, with the pinned key or the pack's own.
+    fn signatures(&mut self, key: PackKey, manifest_bytes: &[u8]) {
+        let Some(manifest) = self.manifest.take() else {
+            return;
+        };
+        let pack_key = self.key.as_deref().and_then(first_key_line);
+        let verifier = match key {
+            PackKey::Pinned(v) => {
+                if let Some(text) = &pack_key
+                    && LogVerifier::from_vkey(text).ok().as_ref() != Some(&*v)
+                {
+                    self.problem(
+                        &tar_path(KEY_PATH),
+                        format!(
+                            "is not the key you gave (key {}): the pack names another key",
+                            v.key_id()
+                        ),
+                    );
+                }
+                Some(*v)
+            }
+            PackKey::FromPack => match pack_key.as_deref().map(LogVerifier::from_vkey) {
+                None => {
+                    self.problem(
+                        &tar_path(KEY_PATH),
+                        "is missing or unreadable: give the vault's key with --key".into(),
+                    );
+                    None
+                }
+                Some(Err(e)) => {
+                    self.problem(&tar_path(KEY_PATH), format!("is not a verifier key: {e}"));
+                    None
+                }
+                Some(Ok(v)) => Some(v),
+            },
+        };
+        if let Some(v) = verifier {
+            self.report.key_id = Some(v.key_id());
+            self.report.key_name = Some(v.name().to_string());
+            self.check_signature(&v, manifest_bytes);
+            if manifest.log.key_id != v.key_id() || manifest.log.origin != v.name() {
+                self.problem(
+                    &tar_path(MANIFEST_PATH),
                     format!(
-                        "is not the key you gave (key {}): the pack names another key",
+                        "names log {} key {}, not the key checked with ({} key {})",
+                        excerpt(&manifest.log.origin),
+                        excerpt(&manifest.log.key_id),
+                        v.name(),
                         v.key_id()
                     ),
                 );
             }
-            Some(v)
+            self.check_checkpoint(&v, &manifest);
         }
-        PackKey::FromPack => match &pack_key {
-            None => {
-                problem(
-                    &tar_path(KEY_PATH),
-                    "missing or unreadable: give the vault's key with --key".into(),
-                );
-                None
-            }
-            Some(text) => match LogVerifier::from_vkey(text) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    problem(&tar_path(KEY_PATH), format!("not a verifier key: {e}"));
-                    None
-                }
-            },
-        },
-    };
-    if let Some(v) = &verifier {
-        report.key_id = Some(v.key_id());
-        report.key_name = Some(v.name().to_string());
-        if let Some(note) = &seen.signature {
-            // Exactly one signature line, by this key: a pack's signature is never anything
-            // else, so no byte of it can change unnoticed.
-            let lines = note.split_once("\n\n").map_or(0, |(_, sigs)| sigs.lines().count());
-            match v.open_note(note) {
-                Ok(_) if lines != 1 => problem(
-                    &tar_path(SIGNATURE_PATH),
-                    format!("holds {lines} signature lines, not one: altered"),
-                ),
-                Ok(text) if text == signed_text(&manifest_bytes) => {}
-                Ok(_) => problem(
-                    &tar_path(MANIFEST_PATH),
-                    format!(
-                        "does not match its signature in {SIGNATURE_PATH} (the signed SHA-256 \
-                         differs): altered"
-                    ),
-                ),
-                Err(e) => problem(
-                    &tar_path(SIGNATURE_PATH),
-                    format!("the manifest's signature does not verify: {e}"),
-                ),
-            }
-        }
-        if manifest.log.key_id != v.key_id() || manifest.log.origin != v.name() {
-            problem(
+        self.manifest = Some(manifest);
+    }
+
+    fn check_signature(&mut self, v: &LogVerifier, manifest_bytes: &[u8]) {
+        let Some(note) = self.signature.take() else {
+            return;
+        };
+        // Exactly one signature line, by this key: a pack's signature is never anything else,
+        // so no byte of it can change unnoticed.
+        let lines = note
+            .split_once("\n\n")
+            .map_or(0, |(_, sigs)| sigs.lines().count());
+        match v.open_note(&note) {
+            Ok(_) if lines != 1 => self.problem(
+                &tar_path(SIGNATURE_PATH),
+                format!("holds {lines} signature lines, not one: altered"),
+            ),
+            Ok(text) if text == signed_text(manifest_bytes) => {}
+            Ok(_) => self.problem(
                 &tar_path(MANIFEST_PATH),
                 format!(
-                    "names log {} key {}, not the key checked with ({} key {})",
-                    excerpt(&manifest.log.origin),
-                    excerpt(&manifest.log.key_id),
-                    v.name(),
-                    v.key_id()
+                    "does not match its signature in {SIGNATURE_PATH} (the signed SHA-256 \
+                     differs): altered"
                 ),
-            );
+            ),
+            Err(e) => self.problem(
+                &tar_path(SIGNATURE_PATH),
+                format!("the manifest's signature does not verify: {e}"),
+            ),
         }
-        if let Some(note) = &seen.checkpoint {
-            match v.open(note) {
-                Ok(cp) => {
-                    if cp.size != manifest.log.tree_size
-                        || Some(cp.root) != manifest_root
-                        || cp.origin != manifest.log.origin
-                    {
-                        problem(
-                            &tar_path(CHECKPOINT_PATH),
-                            format!(
-                                "is the checkpoint of {} entries with root {}, but the manifest \
-                                 says {} entries with root {}",
-                                cp.size,
-                                hex::encode(cp.root),
-                                manifest.log.tree_size,
-                                excerpt(&manifest.log.root_hash)
-                            ),
-                        );
-                    }
+    }
+
+    fn check_checkpoint(&mut self, v: &LogVerifier, manifest: &Manifest) {
+        let Some(note) = self.checkpoint.take() else {
+            return;
+        };
+        match v.open(&note) {
+            Ok(cp) => {
+                if cp.size != manifest.log.tree_size
+                    || Some(cp.root) != self.root
+                    || cp.origin != manifest.log.origin
+                {
+                    self.problem(
+                        &tar_path(CHECKPOINT_PATH),
+                        format!(
+                            "is the checkpoint of {} entries with root {}, but the manifest \
+                             says {} entries with root {}",
+                            cp.size,
+                            hex::encode(cp.root),
+                            manifest.log.tree_size,
+                            excerpt(&manifest.log.root_hash)
+                        ),
+                    );
                 }
-                Err(e) => problem(&tar_path(CHECKPOINT_PATH), e),
             }
-        } else if seen_paths.contains(CHECKPOINT_PATH) {
-            problem(&tar_path(CHECKPOINT_PATH), "is not UTF-8 text".into());
+            Err(e) => self.problem(&tar_path(CHECKPOINT_PATH), e),
         }
     }
 
-    // 5. Records, their blobs and their log entries agree.
-    let mut ids: Vec<&String> = seen.records.keys().collect();
-    ids.sort();
-    for id in ids {
-        let facts = &seen.records[id];
-        let blob = facts
-            .digest
-            .strip_prefix("sha256:")
-            .map(|hex| format!("blobs/sha256/{hex}"));
-        if !blob.as_deref().is_some_and(|b| listed.contains_key(b)) {
-            problem(
-                &tar_path(&format!("records/{id}.json")),
-                format!(
-                    "its blob {} is not in the pack",
-                    excerpt(&facts.digest)
+    /// Every record has its blob and its proven log entry, and agrees with that entry.
+    fn agreement(&mut self) {
+        let mut ids: Vec<String> = self.records.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            let path = tar_path(&format!("records/{id}.json"));
+            let facts = self.records[&id].clone();
+            let blob = facts
+                .digest
+                .strip_prefix("sha256:")
+                .map(|hex| format!("blobs/sha256/{hex}"));
+            if !blob.is_some_and(|b| self.listed.contains_key(&b)) {
+                self.problem(
+                    &path,
+                    format!("its blob {} is not in the pack", excerpt(&facts.digest)),
+                );
+            }
+            match self.entries.get(&id) {
+                Some(logged) if *logged != facts => self.problem(
+                    &path,
+                    format!(
+                        "disagrees with its log entry in log/{id}.json (digest, kind or \
+                         blueprint differ)"
+                    ),
                 ),
-            );
-        }
-        match seen.entries.get(id) {
-            Some(logged) if logged != facts => problem(
-                &tar_path(&format!("records/{id}.json")),
-                format!(
-                    "disagrees with its log entry in log/{id}.json (digest, kind or blueprint \
-                     differ)"
+                Some(_) => {}
+                // Listed but failed, or missing: named already.
+                None if self.listed.contains_key(&format!("log/{id}.json")) => {}
+                None => self.problem(
+                    &path,
+                    format!("has no log entry and proof (log/{id}.json) in the pack"),
                 ),
-            ),
-            Some(_) => {}
-            None if listed.contains_key(format!("log/{id}.json").as_str()) => {}
-            None => problem(
-                &tar_path(&format!("records/{id}.json")),
-                format!("has no log entry and proof (log/{id}.json) in the pack"),
-            ),
+            }
         }
-    }
-    if manifest.records
-        != manifest
-            .files
-            .iter()
-            .filter(|f| f.path.starts_with("records/"))
-            .count() as u64
-    {
-        problem(
-            &tar_path(MANIFEST_PATH),
-            "its record count does not match the records it lists".into(),
-        );
     }
 
-    report.problems = problems;
-    report.ok = report.problems.is_empty();
-    Ok(report)
+    fn finish(mut self) -> PackReport {
+        self.report.problems = self.problems;
+        self.report.ok = self.report.problems.is_empty();
+        self.report
+    }
 }
 
 fn is_log_proof(rel: &str) -> bool {
@@ -1522,7 +1626,10 @@ fn record_facts(bytes: &[u8], id: &str) -> std::result::Result<RecordFacts, Stri
     let facts = RecordFacts {
         digest: str_of(&v, "digest").unwrap_or_default().to_string(),
         kind: str_of(&v, "kind").unwrap_or_default().to_string(),
-        blueprint: v["blueprint"]["name"].as_str().unwrap_or_default().to_string(),
+        blueprint: v["blueprint"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         version: v["blueprint"]["version"]
             .as_str()
             .unwrap_or_default()
@@ -1547,7 +1654,10 @@ fn check_proof(
     let proof: InclusionProof = serde_json::from_slice(bytes)
         .map_err(|e| format!("is not an inclusion proof ({e}): altered or damaged"))?;
     if proof.record_id != id {
-        return Err(format!("is the proof of record {}, not {id}", excerpt(&proof.record_id)));
+        return Err(format!(
+            "is the proof of record {}, not {id}",
+            excerpt(&proof.record_id)
+        ));
     }
     let entry: Value = serde_json::from_str(&proof.entry)
         .map_err(|e| format!("its log entry is not JSON ({e})"))?;
@@ -1591,7 +1701,9 @@ fn check_proof(
     Ok(RecordFacts {
         digest: str_of(state, "digest").unwrap_or_default().to_string(),
         kind: str_of(state, "kind").unwrap_or_default().to_string(),
-        blueprint: str_of(state, "blueprint_name").unwrap_or_default().to_string(),
+        blueprint: str_of(state, "blueprint_name")
+            .unwrap_or_default()
+            .to_string(),
         version: str_of(state, "blueprint_version")
             .unwrap_or_default()
             .to_string(),

@@ -149,7 +149,11 @@ impl LogSigner {
         let signature = self.key.sign(text.as_bytes());
         let mut blob = self.verifier().id.to_vec();
         blob.extend_from_slice(&signature.to_bytes());
-        Ok(format!("{text}\n{DASH}{} {}\n", self.name, B64.encode(blob)))
+        Ok(format!(
+            "{text}\n{DASH}{} {}\n",
+            self.name,
+            B64.encode(blob)
+        ))
     }
 }
 
@@ -389,15 +393,34 @@ mod tests {
         let signer = LogSigner::generate("evault/test").unwrap();
         let verifier = signer.verifier();
         let note = signer.sign_note("some-app/v1\nsha256:ab\n").unwrap();
-        assert_eq!(verifier.open_note(&note).unwrap(), "some-app/v1\nsha256:ab\n");
+        assert_eq!(
+            verifier.open_note(&note).unwrap(),
+            "some-app/v1\nsha256:ab\n"
+        );
         // Not a checkpoint, and a checkpoint's verifier says so.
         assert!(verifier.open(&note).is_err());
         let edited = note.replacen("sha256:ab", "sha256:ac", 1);
-        assert!(verifier.open_note(&edited).unwrap_err().contains("does not verify"));
+        assert!(
+            verifier
+                .open_note(&edited)
+                .unwrap_err()
+                .contains("does not verify")
+        );
         let renamed = note.replacen("\u{2014} evault/test ", "\u{2014} evault/tesu ", 1);
-        assert!(verifier.open_note(&renamed).unwrap_err().contains("is not signed by"));
+        assert!(
+            verifier
+                .open_note(&renamed)
+                .unwrap_err()
+                .contains("is not signed by")
+        );
         let other = LogSigner::generate("evault/test").unwrap();
-        assert!(other.verifier().open_note(&note).unwrap_err().contains("is not signed by"));
+        assert!(
+            other
+                .verifier()
+                .open_note(&note)
+                .unwrap_err()
+                .contains("is not signed by")
+        );
         for bad in ["", "no newline", "a\n\nb\n"] {
             assert!(signer.sign_note(bad).is_err(), "{bad:?}");
         }

@@ -8,8 +8,7 @@ use evault_schema::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::record::version_shas;
-use super::trace::{VersionEvidence, gaps, version_evidence};
+use super::trace::{VersionEvidence, change_gaps, gaps, version_evidence};
 use super::{QueryContext, Reader, on_snapshot};
 use crate::error::{Error, Result};
 use crate::record::{Blueprint, format_time};
@@ -54,26 +53,13 @@ pub struct Changelog {
     pub complete: usize,
     /// Entries with gaps.
     pub incomplete: usize,
+    /// More than [`MAX_ENTRIES`] changes: the oldest are listed; ask for a shorter period.
+    pub truncated: bool,
 }
 
-const DETAIL: &[(&str, &[&str])] = &[
-    ("deploy", &["artifact", "status", "target", "run_id"]),
-    (
-        "approval",
-        &["decision", "reason", "expires_at", "role", "ticket"],
-    ),
-    (
-        "rollback",
-        &[
-            "from_version",
-            "to_version",
-            "trigger",
-            "reason",
-            "incident",
-            "artifact",
-        ],
-    ),
-];
+/// Most entries one change log lists (a bound on memory and output); `truncated` says when
+/// a period holds more: ask for a shorter one.
+pub const MAX_ENTRIES: usize = 10_000;
 
 impl Vault {
     /// Deploys, approvals and rollbacks whose time is in [`since`, `until`), optionally in one
@@ -94,110 +80,127 @@ impl Vault {
         }
         on_snapshot(self.index.as_ref(), |conn| {
             let reader = Reader::new(conn, ctx);
+            let in_period = |time: &str| {
+                DateTime::parse_from_rfc3339(time)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+                    .filter(|t| *t >= since && *t < until)
+            };
+            let mut cache: HashMap<(String, String, Option<String>), VersionEvidence> =
+                HashMap::new();
+            let mut evidence = |bp: &str, version: &str, artifact: Option<&str>| {
+                let key = (
+                    bp.to_string(),
+                    version.to_string(),
+                    artifact.map(str::to_string),
+                );
+                if !cache.contains_key(&key) {
+                    let ev = version_evidence(&reader, bp, version, artifact)?;
+                    cache.insert(key.clone(), ev);
+                }
+                Ok::<_, Error>(cache[&key].clone())
+            };
+            let mut entries = Vec::new();
+            let changes = reader.changes_where(
+                "?1 IS NULL OR r.environment = ?1",
+                &[&environment as &dyn rusqlite::ToSql],
+            )?;
+            for c in changes {
+                let Some(at) = in_period(&c.time) else {
+                    continue;
+                };
+                let ev = evidence(&c.blueprint, &c.version, c.artifact.as_deref())?;
+                let (sha, gaps) = change_gaps(&reader, &c, &ev)?;
+                let detail: serde_json::Map<String, Value> = match c.kind {
+                    Kind::Rollback => [
+                        ("from_version", c.from_version.clone()),
+                        ("to_version", Some(c.version.clone())),
+                        ("trigger", c.trigger.clone()),
+                        ("reason", c.reason.clone()),
+                        ("incident", c.incident.clone()),
+                        ("artifact", c.artifact.clone()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_string(), Value::String(v))))
+                    .collect(),
+                    _ => [
+                        ("artifact", c.artifact.clone()),
+                        ("status", c.status.clone()),
+                        ("target", c.target.clone()),
+                        ("run_id", c.run_id.clone()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_string(), Value::String(v))))
+                    .collect(),
+                };
+                entries.push(ChangelogEntry {
+                    time: format_time(at),
+                    kind: c.kind,
+                    environment: c.environment.clone(),
+                    blueprint: Blueprint {
+                        name: c.blueprint.clone(),
+                        version: c.version.clone(),
+                    },
+                    git_sha: if sha.is_empty() {
+                        c.git_sha.clone()
+                    } else {
+                        sha
+                    },
+                    actor: c.actor.clone(),
+                    record_id: c.record_id.clone(),
+                    detail: Value::Object(detail),
+                    evidence: ev.counts(),
+                    gaps,
+                });
+            }
             let mut stmt = conn.prepare_cached(
-                "SELECT r.id, r.kind, r.blueprint_name, r.blueprint_version, r.git_sha, f.native \
+                "SELECT r.id, r.blueprint_name, r.blueprint_version, r.git_sha, f.native \
                  FROM records r JOIN blob_facts f ON f.digest = r.digest \
-                 WHERE r.kind IN ('deploy', 'approval', 'rollback') \
-                 AND (?1 IS NULL OR r.environment = ?1) AND (?2 IS NULL OR r.ingested_at <= ?2) \
-                 ORDER BY r.seq",
+                 WHERE r.kind = 'approval' AND (?1 IS NULL OR r.environment = ?1) \
+                 AND (?2 IS NULL OR r.ingested_at <= ?2)",
             )?;
             let mut rows = stmt.query(rusqlite::params![environment, reader.known_by])?;
-            let mut entries = Vec::new();
             while let Some(row) = rows.next()? {
-                let blueprint: String = row.get(2)?;
+                let blueprint: String = row.get(1)?;
                 if !reader.visible(&blueprint) {
                     continue;
                 }
-                let kind: String = row.get(1)?;
-                let Ok(kind) = kind.parse::<Kind>() else {
-                    continue;
-                };
-                let native: Option<String> = row.get(5)?;
+                let native: Option<String> = row.get(4)?;
                 let Some(doc) = native.and_then(|n| serde_json::from_str::<Value>(&n).ok()) else {
                     continue;
                 };
                 let text = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
-                let Some(time) = text("time") else { continue };
-                let Some(at) = DateTime::parse_from_rfc3339(&time)
-                    .ok()
-                    .map(|t| t.with_timezone(&Utc))
-                else {
+                let Some(at) = text("time").as_deref().and_then(in_period) else {
                     continue;
                 };
-                if at < since || at >= until {
-                    continue;
-                }
-                let version = match kind {
-                    Kind::Rollback => text("to_version").unwrap_or_default(),
-                    _ => row.get(3)?,
-                };
-                let actor = match kind {
-                    Kind::Approval => text("approver"),
-                    _ => text("actor"),
-                }
-                .unwrap_or_default();
-                let keys = DETAIL
-                    .iter()
-                    .find(|(k, _)| *k == kind.as_str())
-                    .map_or(&[][..], |(_, keys)| *keys);
-                let detail: serde_json::Map<String, Value> = keys
-                    .iter()
-                    .filter_map(|k| doc.get(*k).map(|v| ((*k).to_string(), v.clone())))
-                    .collect();
+                let version: String = row.get(2)?;
+                let git_sha: String = row.get(3)?;
+                let detail: serde_json::Map<String, Value> =
+                    ["decision", "reason", "expires_at", "role", "ticket"]
+                        .iter()
+                        .filter_map(|k| doc.get(*k).map(|v| ((*k).to_string(), v.clone())))
+                        .collect();
+                // An approval is judged by the evidence it approved.
+                let ev = evidence(&blueprint, &version, None)?;
                 entries.push(ChangelogEntry {
                     time: format_time(at),
-                    kind,
+                    kind: Kind::Approval,
                     environment: text("environment").unwrap_or_default(),
+                    gaps: gaps(&ev, "", &git_sha, None, None),
+                    evidence: ev.counts(),
                     blueprint: Blueprint {
                         name: blueprint,
                         version,
                     },
-                    git_sha: row.get(4)?,
-                    actor,
+                    git_sha,
+                    actor: text("approver").unwrap_or_default(),
                     record_id: row.get(0)?,
                     detail: Value::Object(detail),
-                    evidence: BTreeMap::new(),
-                    gaps: Vec::new(),
                 });
             }
-            drop(rows);
             entries.sort_by(|a, b| a.time.cmp(&b.time).then(a.record_id.cmp(&b.record_id)));
-            let mut cache: HashMap<(String, String), VersionEvidence> = HashMap::new();
-            for e in &mut entries {
-                let key = (e.blueprint.name.clone(), e.blueprint.version.clone());
-                if !cache.contains_key(&key) {
-                    let ev = version_evidence(&reader, &key.0, &key.1, None)?;
-                    cache.insert(key.clone(), ev);
-                }
-                let ev = &cache[&key];
-                e.evidence = ev.counts();
-                if e.kind == Kind::Rollback {
-                    // The record is linked to the version rolled back; show the restored one's.
-                    let shas = version_shas(&reader, &key.0, &key.1)?;
-                    if shas.len() == 1 {
-                        e.git_sha = shas.into_iter().next().unwrap_or_default();
-                    }
-                }
-                let artifact = e.detail.get("artifact").and_then(Value::as_str);
-                e.gaps = match e.kind {
-                    Kind::Deploy => gaps(
-                        ev,
-                        &e.environment,
-                        &e.git_sha,
-                        artifact,
-                        Some(e.time.as_str()),
-                    ),
-                    // An approval is judged by the evidence it approved; a rollback by the
-                    // version it restored, and it must name its incident.
-                    _ => {
-                        let mut g = gaps(ev, "", "", None, None);
-                        if e.kind == Kind::Rollback && e.detail.get("incident").is_none() {
-                            g.push("no incident linked to the rollback".into());
-                        }
-                        g
-                    }
-                };
-            }
+            let truncated = entries.len() > MAX_ENTRIES;
+            entries.truncate(MAX_ENTRIES);
             let count = |k: Kind| entries.iter().filter(|e| e.kind == k).count();
             let complete = entries.iter().filter(|e| e.gaps.is_empty()).count();
             Ok(Changelog {
@@ -210,6 +213,7 @@ impl Vault {
                 rollbacks: count(Kind::Rollback),
                 incomplete: entries.len() - complete,
                 complete,
+                truncated,
                 entries,
             })
         })

@@ -122,7 +122,7 @@ pub struct Change {
 
 impl Change {
     /// Whether the change put its `version` in service (a failed deploy did not).
-    fn takes_effect(&self) -> bool {
+    pub(crate) fn takes_effect(&self) -> bool {
         self.status.as_deref() != Some("failed")
     }
 }

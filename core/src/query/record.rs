@@ -46,6 +46,10 @@ pub struct DeployRequest {
     /// The CI run that deployed.
     #[serde(default)]
     pub run_id: Option<String>,
+    /// When it happened; default now. A retry that repeats the time (and everything else)
+    /// finds the record already there instead of recording a second deploy.
+    #[serde(default)]
+    pub time: Option<DateTime<Utc>>,
 }
 
 /// What `evault rollback` and `POST /v1/rollbacks` record.
@@ -67,6 +71,9 @@ pub struct RollbackRequest {
     /// Default: the commit the rolled-back version's evidence names.
     #[serde(default)]
     pub git_sha: Option<String>,
+    /// When it happened; default now (see [`DeployRequest::time`]).
+    #[serde(default)]
+    pub time: Option<DateTime<Utc>>,
 }
 
 /// The time written into a document: now, to the microsecond (as the index keeps times).
@@ -83,18 +90,21 @@ pub struct Recorded {
     pub warnings: Vec<String>,
 }
 
-/// The commits the evidence of a version names.
+/// The commits the evidence of a version names (deploys and rollbacks, which only repeat a
+/// commit, do not count).
 pub(crate) fn version_shas(
     reader: &Reader<'_>,
     blueprint: &str,
     version: &str,
 ) -> Result<BTreeSet<String>> {
     let mut stmt = reader.conn.prepare_cached(
-        "SELECT DISTINCT git_sha FROM records WHERE blueprint_name = ?1 AND blueprint_version = ?2",
+        "SELECT DISTINCT git_sha FROM records WHERE blueprint_name = ?1 AND blueprint_version = ?2 \
+         AND kind NOT IN ('deploy', 'rollback') AND (?3 IS NULL OR ingested_at <= ?3)",
     )?;
-    let rows = stmt.query_map(rusqlite::params![blueprint, version], |r| {
-        r.get::<_, String>(0)
-    })?;
+    let rows = stmt.query_map(
+        rusqlite::params![blueprint, version, reader.known_by],
+        |r| r.get::<_, String>(0),
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -133,6 +143,22 @@ fn choose_sha(
     }
 }
 
+/// Refuses a caller whose scopes do not cover `blueprint`, before anything about the blueprint
+/// is looked up (so that a refusal says nothing about another team's versions or commits).
+fn check_scope(actor: &str, blueprint: &str, scopes: &[String]) -> Result<()> {
+    if scopes.is_empty()
+        || scopes
+            .iter()
+            .any(|p| crate::auth::scope_matches(p, blueprint))
+    {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "{actor} may push only for blueprints matching {}; this is for {blueprint}",
+        scopes.join(", ")
+    )))
+}
+
 fn bad(field: &str, e: validate::ValueError) -> Error {
     Error::Invalid(format!("invalid {field} '{}': {}", e.value, e.reason))
 }
@@ -154,12 +180,13 @@ impl Vault {
             validate::blueprint_name(&req.blueprint).map_err(|e| bad("blueprint", e))?;
         let version = validate::version(&req.version).map_err(|e| bad("version", e))?;
         let artifact = validate::digest(&req.artifact).map_err(|e| bad("artifact", e))?;
+        check_scope(actor, &blueprint, scopes)?;
         // Every value is checked before the vault is consulted; the commit is added after.
         let mut doc = Deploy {
             type_: DEPLOY_TYPE.into(),
             environment: req.environment,
             artifact: artifact.clone(),
-            time: now(),
+            time: req.time.map_or_else(now, |t| t.trunc_subsecs(6)),
             actor: actor.to_string(),
             blueprint: Some(BlueprintRef {
                 name: blueprint.clone(),
@@ -236,6 +263,7 @@ impl Vault {
         let environment = validate::environment(&req.environment).map_err(|e| bad("env", e))?;
         let from = validate::version(&req.from_version).map_err(|e| bad("from_version", e))?;
         let to = validate::version(&req.to_version).map_err(|e| bad("to_version", e))?;
+        check_scope(actor, &blueprint, scopes)?;
         if from == to {
             return Err(Error::Invalid(format!(
                 "from_version and to_version are both {from}: a rollback goes to another version"
@@ -248,7 +276,7 @@ impl Vault {
             to_version: to.clone(),
             trigger: req.trigger.unwrap_or_else(|| DEFAULT_TRIGGER.into()),
             reason: req.reason,
-            time: now(),
+            time: req.time.map_or_else(now, |t| t.trunc_subsecs(6)),
             actor: actor.to_string(),
             blueprint: Some(blueprint.clone()),
             incident: req.incident,

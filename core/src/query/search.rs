@@ -270,18 +270,12 @@ impl Vault {
                 "SELECT r.id, r.blueprint_name, r.blueprint_version, r.git_sha, \
                  f.vuln_id, f.aliases, f.severity, f.package, f.version, f.purl, f.fixed_version \
                  FROM findings f JOIN records r ON r.digest = f.digest \
-                 WHERE f.rowid IN (SELECT rowid FROM findings WHERE vuln_id IN (?1, ?2, ?3) \
+                 WHERE f.rowid IN (SELECT rowid FROM findings WHERE vuln_id = ?1 COLLATE NOCASE \
                    UNION SELECT rowid FROM findings WHERE aliases != '[]' \
-                   AND aliases LIKE ?4 ESCAPE '\\') \
-                 AND (?5 IS NULL OR r.ingested_at <= ?5) ORDER BY r.seq, f.rowid",
+                   AND aliases LIKE ?2 ESCAPE '\\') \
+                 AND (?3 IS NULL OR r.ingested_at <= ?3) ORDER BY r.seq, f.rowid",
             )?;
-            let mut rows = stmt.query(rusqlite::params![
-                id,
-                id.to_ascii_uppercase(),
-                id.to_ascii_lowercase(),
-                pattern,
-                reader.known_by
-            ])?;
+            let mut rows = stmt.query(rusqlite::params![id, pattern, reader.known_by])?;
             type Key = (String, String, String);
             let mut found: BTreeMap<Key, Vec<(String, Finding)>> = BTreeMap::new();
             while let Some(row) = rows.next()? {

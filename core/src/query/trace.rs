@@ -214,7 +214,7 @@ fn approval_gaps(
     let for_env: Vec<&Evidence> = ev
         .approvals
         .iter()
-        .filter(|a| field(a, "environment") == Some(environment))
+        .filter(|a| field(a, "environment").is_some_and(|e| e.eq_ignore_ascii_case(environment)))
         .collect();
     if for_env.is_empty() {
         gaps.push(format!("no approval recorded for {environment}"));
@@ -255,6 +255,37 @@ fn approval_gaps(
             gaps.push(format!("no valid approval for {environment}"));
         }
     }
+}
+
+/// The commit running after `change` and the gaps in its evidence `ev`: for a deploy, the
+/// deployed version's with the approval its environment needs; for a rollback, the restored
+/// version's (its own commit, which the rollback record, linked to the version taken out, does
+/// not carry), no new approval, and a linked incident.
+pub(crate) fn change_gaps(
+    reader: &Reader<'_>,
+    change: &Change,
+    ev: &VersionEvidence,
+) -> Result<(String, Vec<String>)> {
+    if change.kind != Kind::Rollback {
+        let gaps = gaps(
+            ev,
+            &change.environment,
+            &change.git_sha,
+            change.artifact.as_deref(),
+            Some(change.time.as_str()),
+        );
+        return Ok((change.git_sha.clone(), gaps));
+    }
+    let shas = super::record::version_shas(reader, &change.blueprint, &change.version)?;
+    let sha = match shas.len() {
+        1 => shas.into_iter().next().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let mut gaps = gaps(ev, "", &sha, change.artifact.as_deref(), None);
+    if change.incident.is_none() {
+        gaps.push("no incident linked to the rollback".into());
+    }
+    Ok((sha, gaps))
 }
 
 /// `evault trace deploy`.
@@ -339,15 +370,8 @@ impl Vault {
                 .into_iter()
                 .filter(|l| &l.version == version)
                 .collect();
-            let git_sha = deploy.git_sha.clone();
             let repo = repo_of(&reader, bp, version, &evidence)?;
-            let gaps = gaps(
-                &evidence,
-                &deploy.environment,
-                &git_sha,
-                deploy.artifact.as_deref(),
-                (deploy.kind == Kind::Deploy).then_some(deploy.time.as_str()),
-            );
+            let (git_sha, gaps) = change_gaps(&reader, &deploy, &evidence)?;
             Ok(DeployTrace {
                 as_of: ctx.as_of.map(format_time),
                 blueprint: Blueprint {
@@ -464,11 +488,16 @@ fn find_deploy(reader: &Reader<'_>, target: &str) -> Result<Change> {
             "r.kind = 'deploy' AND r.id IN (SELECT record_id FROM record_subjects WHERE digest = ?1)",
             &[&digest],
         )?;
-        return deploys.into_iter().last().ok_or_else(|| {
-            Error::NotFound(format!(
-                "no deploy of artifact {digest} is recorded{suffix}"
-            ))
-        });
+        // The deploy running: the latest that did not fail, else the latest.
+        let running = deploys.iter().rposition(Change::takes_effect);
+        return running
+            .map(|i| deploys[i].clone())
+            .or_else(|| deploys.last().cloned())
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no deploy of artifact {digest} is recorded{suffix}"
+                ))
+            });
     }
     let prefix = target.to_ascii_lowercase();
     if prefix.len() < MIN_ID_PREFIX

@@ -138,8 +138,9 @@ pub async fn export(
                 }
             });
             let body = stream::once(async move { Ok::<_, io::Error>(first) });
-            let mut response =
-                Response::new(Body::from_stream(futures_util::StreamExt::chain(body, rest)));
+            let mut response = Response::new(Body::from_stream(futures_util::StreamExt::chain(
+                body, rest,
+            )));
             let h = response.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("application/zstd"));
             h.insert(
