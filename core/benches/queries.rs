@@ -129,7 +129,7 @@ fn files(rng: &mut Rng, base: &[usize], b: usize, v: usize) -> Vec<(String, Vec<
             serde_json::to_vec(&deploy("staging", 10)).unwrap(),
         ),
     ];
-    if v % 2 == 0 {
+    if v.is_multiple_of(2) {
         out.push((
             "deploy-production.json".into(),
             serde_json::to_vec(&deploy("production", 120)).unwrap(),
