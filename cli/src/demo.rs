@@ -325,6 +325,55 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
         "Recompute the log and check the vault against it",
         &["log", "verify"],
     )?;
+    run_step(
+        "Trace the staging deploy back to its commit, evidence and gaps",
+        &["trace", "deploy", &image],
+    )?;
+    run_step(
+        "Record the production deploy (the actor is who runs it)",
+        &[
+            "deploy",
+            "--blueprint",
+            BLUEPRINT,
+            "--version",
+            VERSION,
+            "--env",
+            "production",
+            "--artifact",
+            &image,
+        ],
+    )?;
+    run_step(
+        "Are we exposed to the lodash CVE, and where is it live?",
+        &["search", "vuln", "CVE-2021-23337"],
+    )?;
+    let today = Utc::now().date_naive();
+    let since = (today - chrono::Days::new(1)).to_string();
+    let until = (today + chrono::Days::new(1)).to_string();
+    run_step(
+        "The change log of production, with the evidence of each change",
+        &[
+            "audit",
+            "changelog",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--env",
+            "production",
+        ],
+    )?;
+    let pack_path = root.join("evidence-pack.tar.zst").display().to_string();
+    run_step(
+        "Export a signed evidence pack of the period for the auditor",
+        &[
+            "export", "--since", &since, "--until", &until, "-o", &pack_path,
+        ],
+    )?;
+    run_step(
+        "The auditor verifies it offline",
+        &["verify-pack", &pack_path],
+    )?;
     run_step("Check every stored blob", &["fsck"])?;
 
     let failed: Vec<_> = steps.iter().filter(|(_, s)| s.code != 0).collect();
