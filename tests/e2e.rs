@@ -2103,8 +2103,14 @@ fn the_demo_runs_end_to_end() {
         out.contains("checkout-api 1.4.2 live in production"),
         "the search sees the deploy: {out}"
     );
-    assert!(out.contains("1 deploy(s), 1 approval(s)"), "the change log: {out}");
-    assert!(out.contains("no signature recorded"), "the trace's gaps: {out}");
+    assert!(
+        out.contains("1 deploy(s), 1 approval(s)"),
+        "the change log: {out}"
+    );
+    assert!(
+        out.contains("no signature recorded"),
+        "the trace's gaps: {out}"
+    );
     assert!(out.contains("verified"), "the pack: {out}");
     assert_no_panic(&run.stderr);
     assert!(!run.stderr.contains("error:"), "{}", run.stderr);

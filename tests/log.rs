@@ -11,10 +11,9 @@ mod server_common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ACTOR, BLUEPRINT, EVAULT, GIT_SHA, Run, VERSION, Vault, digest_of, str_field};
+use common::{ACTOR, BLUEPRINT, GIT_SHA, Run, VERSION, Vault, digest_of, str_field};
 use serde_json::{Value, json};
 use server_common::{Req, Server, with_query};
 use sha2::{Digest as _, Sha256};
@@ -925,23 +924,7 @@ fn detected(v: &Vault, expect: &Expect) -> Result<(), String> {
 
 /// Runs `evault ARGS...` in remote mode against `server` with `token`.
 fn remote(server: &Server, token: &str, args: &[&str]) -> Run {
-    let out = Command::new(EVAULT)
-        .arg("--server")
-        .arg(server.url(""))
-        .args(args)
-        .current_dir(server.vault.root())
-        .env_remove("EVAULT_DATA_DIR")
-        .env_remove("EVAULT_SERVER")
-        .env("EVAULT_TOKEN", token)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run evault");
-    Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    server_common::remote(server, Some(token), args)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1166,23 +1166,7 @@ fn a_large_blob_streams_through_export_and_verification() {
 
 /// Runs `evault --server URL ARGS...` with `token`, in the server's work dir.
 fn remote(server: &Server, token: &str, args: &[&str]) -> Run {
-    let out = Command::new(EVAULT)
-        .arg("--server")
-        .arg(server.url(""))
-        .args(args)
-        .current_dir(server.vault.root())
-        .env_remove("EVAULT_DATA_DIR")
-        .env_remove("EVAULT_SERVER")
-        .env("EVAULT_TOKEN", token)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run evault");
-    Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    server_common::remote(server, Some(token), args)
 }
 
 /// Pushes `body` over HTTP; the record's id.

@@ -9,10 +9,9 @@ mod common;
 mod server_common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 
 use base64::Engine as _;
-use common::{EVAULT, Run, Vault, digest_of, str_field};
+use common::{Run, Vault, digest_of, str_field};
 use serde_json::{Value, json};
 use server_common::{Req, Server};
 use signature::Signer as _;
@@ -1002,22 +1001,7 @@ fn deploy_and_rollback_take_the_commit_from_the_evidence_or_say_why_not() {
 
 /// Runs `evault --server URL ARGS` with `token`.
 fn remote(server: &Server, token: &str, args: &[&str]) -> Run {
-    let out = Command::new(EVAULT)
-        .arg("--server")
-        .arg(server.url(""))
-        .args(args)
-        .current_dir(server.vault.root())
-        .env_remove("EVAULT_DATA_DIR")
-        .env("EVAULT_TOKEN", token)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run evault");
-    Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    server_common::remote(server, Some(token), args)
 }
 
 #[test]

@@ -7,34 +7,11 @@ mod common;
 mod server_common;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{EVAULT, GIT_SHA, Run, Vault, digest_of, str_field, with_links};
+use common::{EVAULT, GIT_SHA, Vault, digest_of, str_field, with_links};
 use serde_json::{Value, json};
-use server_common::Server;
-
-/// Runs `evault ARGS...` in remote mode against `server` with `token` (or none).
-fn remote(server: &Server, token: Option<&str>, args: &[&str]) -> Run {
-    let mut cmd = Command::new(EVAULT);
-    cmd.arg("--server")
-        .arg(server.url(""))
-        .args(args)
-        .current_dir(server.vault.root())
-        .env_remove("EVAULT_DATA_DIR")
-        .env_remove("EVAULT_TOKEN")
-        .env_remove("EVAULT_SERVER")
-        .stdin(Stdio::null());
-    if let Some(t) = token {
-        cmd.env("EVAULT_TOKEN", t);
-    }
-    let out = cmd.output().expect("cannot run evault");
-    Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        code: out.status.code().unwrap_or(-1),
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use server_common::{Server, remote};
 
 const SBOM: &str = r#"{"bomFormat":"CycloneDX","specVersion":"1.5","version":1,"components":[{"type":"library","name":"lodash","version":"4.17.20","purl":"pkg:npm/lodash@4.17.20"}]}"#;
 const PLAN: &str =

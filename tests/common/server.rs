@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{EVAULT, Vault};
+use crate::common::{EVAULT, Run, Vault};
 
 /// How long the server may take to say it listens, or to exit after SIGTERM.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -517,4 +517,28 @@ pub fn blob_rows(data_dir: &Path) -> u64 {
         .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
         .expect("cannot count blobs");
     rows as u64
+}
+
+/// Runs `evault --server URL ARGS...` against `server` with `token` (or none) in the server's
+/// work dir, with no `EVAULT_*` variables from the environment.
+pub fn remote(server: &Server, token: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = Command::new(EVAULT);
+    cmd.arg("--server")
+        .arg(server.url(""))
+        .args(args)
+        .current_dir(server.vault.root())
+        .env_remove("EVAULT_DATA_DIR")
+        .env_remove("EVAULT_TOKEN")
+        .env_remove("EVAULT_SERVER")
+        .stdin(Stdio::null());
+    if let Some(t) = token {
+        cmd.env("EVAULT_TOKEN", t);
+    }
+    let out = cmd.output().expect("cannot run evault");
+    Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }

@@ -19,9 +19,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use evault_core::auth::Permission;
 use evault_core::{Digest, RecordFilter};
-use futures_util::stream;
 use tokio::sync::mpsc;
 
+use super::{Chunk, Streamed};
 use crate::app::{AppState, PathParam, blocking};
 use crate::auth::Caller;
 use crate::problem::{ApiError, Problem, ProblemKind};
@@ -145,7 +145,7 @@ async fn serve_blob(
         return Ok(response);
     }
 
-    let (tx, mut rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
+    let (tx, rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
     let vault = state.vault.clone();
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
@@ -171,28 +171,15 @@ async fn serve_blob(
         }
     });
 
-    match rx.recv().await {
+    match super::stream_chunks(rx, "blob failed verification; transfer aborted").await {
         // Nothing was sent yet: an ordinary problem answer.
-        Some(Chunk::Failed(e)) => Err(download_error(e, &digest)),
-        Some(Chunk::Data(first)) => {
-            let rest = stream::unfold(rx, |mut rx| async move {
-                match rx.recv().await {
-                    Some(Chunk::Data(b)) => Some((Ok(b), rx)),
-                    Some(Chunk::Failed(_)) => Some((
-                        Err(io::Error::other(
-                            "blob failed verification; transfer aborted",
-                        )),
-                        rx,
-                    )),
-                    None => None,
-                }
-            });
-            let body = stream::once(async move { Ok::<_, io::Error>(first) });
-            *response.body_mut() = Body::from_stream(futures_util::StreamExt::chain(body, rest));
+        Streamed::Failed(e) => Err(download_error(e, &digest)),
+        Streamed::Body(body) => {
+            *response.body_mut() = body;
             Ok(response)
         }
         // The blob is empty (or the copy died without a word, and the short body shows it).
-        None => Ok(response),
+        Streamed::Empty => Ok(response),
     }
 }
 
@@ -228,11 +215,6 @@ fn download_error(e: evault_core::Error, digest: &Digest) -> ApiError {
         ),
         other => ApiError::from(other),
     }
-}
-
-enum Chunk {
-    Data(Bytes),
-    Failed(evault_core::Error),
 }
 
 /// Sends written bytes into the response channel, always one chunk behind (see the module

@@ -11,7 +11,7 @@
 
 use std::io::{self, Write};
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderValue;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
@@ -19,9 +19,9 @@ use axum::response::Response;
 use evault_core::auth::Permission;
 use evault_core::pack::{self, ExportRequest};
 use evault_schema::validate;
-use futures_util::stream;
 use tokio::sync::mpsc;
 
+use super::{Chunk, Streamed};
 use crate::app::{AppState, blocking};
 use crate::auth::Caller;
 use crate::problem::{ApiError, Problem, ProblemKind};
@@ -89,7 +89,7 @@ pub async fn export(
     let selecting = request.clone();
     let selection = blocking(&state.vault, move |v| pack::select(v, &selecting)).await?;
 
-    let (tx, mut rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
+    let (tx, rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
     let vault = state.vault.clone();
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
@@ -122,25 +122,15 @@ pub async fn export(
         }
     });
 
-    match rx.recv().await {
-        Some(Chunk::Failed(e)) => Err(ApiError::from(e)),
-        Some(Chunk::Data(first)) => {
-            let rest = stream::unfold(rx, |mut rx| async move {
-                match rx.recv().await {
-                    Some(Chunk::Data(b)) => Some((Ok(b), rx)),
-                    Some(Chunk::Failed(_)) => Some((
-                        Err(io::Error::other(
-                            "the evidence pack could not be completed; transfer aborted",
-                        )),
-                        rx,
-                    )),
-                    None => None,
-                }
-            });
-            let body = stream::once(async move { Ok::<_, io::Error>(first) });
-            let mut response = Response::new(Body::from_stream(futures_util::StreamExt::chain(
-                body, rest,
-            )));
+    match super::stream_chunks(
+        rx,
+        "the evidence pack could not be completed; transfer aborted",
+    )
+    .await
+    {
+        Streamed::Failed(e) => Err(ApiError::from(e)),
+        Streamed::Body(body) => {
+            let mut response = Response::new(body);
             let h = response.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("application/zstd"));
             h.insert(
@@ -150,16 +140,11 @@ pub async fn export(
             h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
             Ok(response)
         }
-        None => Err(ApiError::see_log(
+        Streamed::Empty => Err(ApiError::see_log(
             ProblemKind::Internal,
             "the export ended without writing a pack",
         )),
     }
-}
-
-enum Chunk {
-    Data(Bytes),
-    Failed(evault_core::Error),
 }
 
 /// Gathers writes into chunks of [`CHUNK`] bytes and sends them, always one chunk behind:
