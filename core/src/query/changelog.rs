@@ -102,7 +102,7 @@ impl Vault {
             };
             let mut entries = Vec::new();
             let changes = reader.changes_where(
-                "?1 IS NULL OR r.environment = ?1",
+                "r.kind IN ('deploy', 'rollback') AND (?1 IS NULL OR r.environment = ?1)",
                 &[&environment as &dyn rusqlite::ToSql],
             )?;
             for c in changes {

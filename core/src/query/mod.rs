@@ -341,13 +341,16 @@ impl<'c> Reader<'c> {
         Ok(changes)
     }
 
-    /// Deploys and rollbacks among records matching `condition`, in time order.
+    /// Deploys and rollbacks among records matching `condition`, in time order. The kind is
+    /// checked without its index (`+r.kind`), so that `condition` chooses the index (an id, a
+    /// subject): otherwise SQLite may walk every deploy to find one. A condition that wants
+    /// the kind index repeats `r.kind IN (...)` itself.
     pub fn changes_where(&self, condition: &str, params: &[&dyn ToSql]) -> Result<Vec<Change>> {
         let n = params.len() + 1;
         let sql = format!(
             "SELECT r.id, r.kind, r.blueprint_name, r.blueprint_version, r.git_sha, r.producer, \
              r.ingested_at, r.seq, f.native FROM records r JOIN blob_facts f ON f.digest = r.digest \
-             WHERE r.kind IN ('deploy', 'rollback') AND ({condition}) \
+             WHERE +r.kind IN ('deploy', 'rollback') AND ({condition}) \
              AND (?{n} IS NULL OR r.ingested_at <= ?{n})"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
