@@ -2368,6 +2368,8 @@ fn a_vault_from_before_the_log_refuses_changes_until_init_adopts_it() {
                 "DROP TABLE log_entries; DROP TABLE log_nodes; DROP TABLE log_checkpoints; \
                  DROP TABLE log_meta; ALTER TABLE records DROP COLUMN log_index; \
                  DROP INDEX records_kind_blueprint; DROP INDEX findings_vuln_nocase; \
+                 DROP TABLE changes; DROP INDEX records_digest_links; \
+                 CREATE INDEX records_digest ON records (digest); \
                  DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;"
             }
         };

@@ -1,16 +1,17 @@
 //! Query latency on a large vault: `cargo bench -p evault-core --bench queries`.
 //!
 //! Builds (once; it is kept in `$EVAULT_BENCH_DIR`, default `target/bench-queries`) a vault of
-//! 220 blueprints x 100 versions: per version an SBOM of 228 components, a vulnerability scan,
+//! 220 blueprints x 100 versions: per version an SBOM of 233 components, a vulnerability scan,
 //! provenance, a staging deploy, a production deploy for every other version and a rollback
 //! for every twentieth: about 100,000 records and 5,000,000 SBOM components, pushed through
 //! the real ingest (facts extracted, log appended, checkpoints signed). Then it times the
 //! queries in-process, as the server runs them, and prints percentiles per query class.
 //!
 //! Components: 50,000 packages with five versions each. Every blueprint has a base set of
-//! 180 packages, a quarter of them from the 200 most popular (in nearly every SBOM, as lodash
+//! 185 packages, a quarter of them from the 200 most popular (in nearly every SBOM, as lodash
 //! or openssl are), and each version adds 48 random ones; versions of a package move with the
-//! blueprint version. Set `EVAULT_BENCH_SCALE` (e.g. 0.05) for a smaller vault.
+//! blueprint version. Set `EVAULT_BENCH_SCALE` (e.g. 0.05) for a smaller vault, and
+//! `EVAULT_BENCH_ONLY` to a part of a query's label to time only that query.
 
 use std::fs;
 use std::io::Cursor;
@@ -28,7 +29,7 @@ const BLUEPRINTS: usize = 220;
 const VERSIONS: usize = 100;
 const PACKAGES: usize = 50_000;
 const POPULAR: usize = 200;
-const BASE: usize = 180;
+const BASE: usize = 185;
 const EXTRA: usize = 48;
 
 /// A small deterministic generator (xorshift), so that every run builds the same vault.
@@ -202,6 +203,11 @@ fn build(dir: &Path, scale: f64) -> Vault {
 
 /// Times `f` on each input; prints p50, p95, p99 and max.
 fn measure<T>(label: &str, inputs: &[T], mut f: impl FnMut(&T) -> usize) {
+    if let Ok(only) = std::env::var("EVAULT_BENCH_ONLY")
+        && !label.contains(&only)
+    {
+        return;
+    }
     for input in inputs.iter().take(20) {
         f(input);
     }

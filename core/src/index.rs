@@ -77,6 +77,8 @@ struct Migration {
     version: i64,
     name: &'static str,
     sql: &'static str,
+    /// Fills what the SQL created from existing data, in the same transaction.
+    fill: Option<fn(&Connection) -> Result<()>>,
 }
 
 /// Schema migrations, applied in order; never edit one that has shipped, add a new one.
@@ -85,31 +87,43 @@ const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "initial",
         sql: include_str!("../migrations/0001_initial.sql"),
+        fill: None,
     },
     Migration {
         version: 2,
         name: "tokens",
         sql: include_str!("../migrations/0002_tokens.sql"),
+        fill: None,
     },
     Migration {
         version: 3,
         name: "facts",
         sql: include_str!("../migrations/0003_facts.sql"),
+        fill: None,
     },
     Migration {
         version: 4,
         name: "trust",
         sql: include_str!("../migrations/0004_trust.sql"),
+        fill: None,
     },
     Migration {
         version: 5,
         name: "log",
         sql: include_str!("../migrations/0005_log.sql"),
+        fill: None,
     },
     Migration {
         version: 6,
         name: "queries",
         sql: include_str!("../migrations/0006_queries.sql"),
+        fill: None,
+    },
+    Migration {
+        version: 7,
+        name: "changes",
+        sql: include_str!("../migrations/0007_changes.sql"),
+        fill: Some(crate::query::fill_changes),
     },
 ];
 
@@ -121,6 +135,15 @@ pub fn schema_version() -> i64 {
 /// Most idle read-only connections [`SqliteIndex::read`] keeps.
 const READERS: usize = 8;
 
+/// How much of the index a query connection reads through a memory map (see
+/// [`SqliteIndex::read`]).
+const READ_MMAP_BYTES: i64 = 1 << 34;
+
+/// Page cache of each query connection, in KiB (SQLite's default is 2 MiB): the index pages a
+/// query touches again (a popular package's entries, the upper levels of every B-tree) stay
+/// decoded between queries.
+const READ_CACHE_KIB: i64 = 16 * 1024;
+
 pub struct SqliteIndex {
     conn: Mutex<Connection>,
     /// Idle read-only connections for queries (see [`SqliteIndex::read`]).
@@ -130,6 +153,11 @@ pub struct SqliteIndex {
     /// needs it (see [`crate::log`]).
     signer: OnceLock<std::result::Result<LogSigner, String>>,
 }
+
+/// Every statement the query connections ran, with its parameters and the thread that ran it,
+/// for the tests that check query plans (`query::plans`).
+#[cfg(test)]
+pub(crate) static TRACED: Mutex<Vec<(std::thread::ThreadId, String)>> = Mutex::new(Vec::new());
 
 impl SqliteIndex {
     /// Opens (creating if `create`) the index at `path` and applies pending migrations.
@@ -182,9 +210,29 @@ impl SqliteIndex {
             Some(conn) => conn,
             None => {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let conn = Connection::open_with_flags(&self.path, flags)?;
+                #[allow(unused_mut)]
+                let mut conn = Connection::open_with_flags(&self.path, flags)?;
                 conn.busy_timeout(std::time::Duration::from_secs(30))?;
                 conn.set_prepared_statement_cache_capacity(64);
+                // Queries jump between index and table pages (a popular component: thousands
+                // of SBOMs, each a record lookup). Read through a memory map, a page costs no
+                // system call and no copy; the mapping shares the OS page cache, so idle
+                // connections hold no memory of their own. SQLite caps it at its compiled
+                // maximum and falls back to reads where mapping is not possible.
+                conn.pragma_update(None, "mmap_size", READ_MMAP_BYTES)?;
+                conn.pragma_update(None, "cache_size", -READ_CACHE_KIB)?;
+                #[cfg(test)]
+                conn.trace_v2(
+                    rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+                    Some(|event: rusqlite::trace::TraceEvent<'_>| {
+                        if let rusqlite::trace::TraceEvent::Stmt(stmt, _) = event
+                            && let (Some(sql), Ok(mut traced)) =
+                                (stmt.expanded_sql(), TRACED.lock())
+                        {
+                            traced.push((std::thread::current().id(), sql));
+                        }
+                    }),
+                )?;
                 conn
             }
         };
@@ -262,6 +310,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
         let tx = conn.transaction()?;
         tx.execute_batch(m.sql)?;
+        if let Some(fill) = m.fill {
+            fill(&tx)?;
+        }
         tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                  version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT",
@@ -484,6 +535,12 @@ impl MetadataIndex for SqliteIndex {
                 if inserted {
                     for s in &r.subjects {
                         insert_subject.execute(params![r.id, s])?;
+                    }
+                    if matches!(
+                        r.kind,
+                        evault_schema::Kind::Deploy | evault_schema::Kind::Rollback
+                    ) {
+                        crate::query::index_change(tx, &r.id)?;
                     }
                 }
                 // The verdict is the one just reached under the trust in force, for a record

@@ -17,6 +17,9 @@ pub mod record;
 pub mod search;
 pub mod trace;
 
+#[cfg(test)]
+mod plans;
+
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
@@ -143,40 +146,65 @@ pub struct Live {
     pub artifact: Option<String>,
 }
 
-/// Who the live versions are, from a blueprint's changes in time order.
-pub fn live_versions(changes: &[Change]) -> Vec<Live> {
+/// What a change does to what is live: the part of a [`Change`] live versions are computed
+/// from (also read from the `changes` table, see [`Reader::live_by_version`]).
+struct Step<'a> {
+    record_id: &'a str,
+    kind: Kind,
+    blueprint: &'a str,
+    version: &'a str,
+    environment: &'a str,
+    time: &'a str,
+    artifact: Option<&'a str>,
+}
+
+/// Who the live versions are, from the changes that took effect, in time order within each
+/// environment.
+fn live_of<'a>(steps: impl IntoIterator<Item = Step<'a>>) -> Vec<Live> {
     let mut live: BTreeMap<(&str, &str), Live> = BTreeMap::new();
     // The artifact a version last ran with, per environment: what a rollback restores.
     let mut artifacts: HashMap<(&str, &str, &str), &str> = HashMap::new();
-    for c in changes.iter().filter(|c| c.takes_effect()) {
+    for c in steps {
         if c.kind == Kind::Deploy
-            && let Some(a) = &c.artifact
+            && let Some(a) = c.artifact
         {
-            artifacts.insert((&c.blueprint, &c.environment, &c.version), a);
+            artifacts.insert((c.blueprint, c.environment, c.version), a);
         }
-        let artifact = c.artifact.clone().or_else(|| {
-            artifacts
-                .get(&(
-                    c.blueprint.as_str(),
-                    c.environment.as_str(),
-                    c.version.as_str(),
-                ))
-                .map(|a| a.to_string())
-        });
+        let artifact = c
+            .artifact
+            .or_else(|| {
+                artifacts
+                    .get(&(c.blueprint, c.environment, c.version))
+                    .copied()
+            })
+            .map(str::to_string);
         live.insert(
-            (&c.blueprint, &c.environment),
+            (c.blueprint, c.environment),
             Live {
-                blueprint: c.blueprint.clone(),
-                version: c.version.clone(),
-                environment: c.environment.clone(),
-                since: c.time.clone(),
-                record_id: c.record_id.clone(),
+                blueprint: c.blueprint.to_string(),
+                version: c.version.to_string(),
+                environment: c.environment.to_string(),
+                since: c.time.to_string(),
+                record_id: c.record_id.to_string(),
                 via: c.kind,
                 artifact,
             },
         );
     }
     live.into_values().collect()
+}
+
+/// Who the live versions are, from a blueprint's changes in time order.
+pub fn live_versions(changes: &[Change]) -> Vec<Live> {
+    live_of(changes.iter().filter(|c| c.takes_effect()).map(|c| Step {
+        record_id: &c.record_id,
+        kind: c.kind,
+        blueprint: &c.blueprint,
+        version: &c.version,
+        environment: &c.environment,
+        time: &c.time,
+        artifact: c.artifact.as_deref(),
+    }))
 }
 
 /// One piece of evidence as queries show it: the record's identity, its verdict, and what it
@@ -377,17 +405,109 @@ impl<'c> Reader<'c> {
         let mut out: BTreeMap<(String, String), Vec<Live>> = BTreeMap::new();
         let mut seen = std::collections::BTreeSet::new();
         for name in blueprints {
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            for l in live_versions(&self.changes(&name)?) {
-                out.entry((l.blueprint.clone(), l.version.clone()))
-                    .or_default()
-                    .push(l);
+            if seen.insert(name.clone()) {
+                for (version, live) in self.live_of(&name)? {
+                    out.insert((name.clone(), version), live);
+                }
             }
         }
         Ok(out)
     }
+
+    /// Where the versions of `blueprint` are live, by version: from the `changes` table, its
+    /// changes that took effect in (environment, time) order, without reading a document.
+    pub fn live_of(&self, blueprint: &str) -> Result<BTreeMap<String, Vec<Live>>> {
+        let mut out: BTreeMap<String, Vec<Live>> = BTreeMap::new();
+        if !self.visible(blueprint) {
+            return Ok(out);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT record_id, kind, version, environment, time, artifact FROM changes \
+             WHERE blueprint_name = ?1 AND takes_effect = 1 \
+             AND (?2 IS NULL OR ingested_at <= ?2) ORDER BY environment, time_us, seq",
+        )?;
+        type Row = (String, String, String, String, String, Option<String>);
+        let rows: Vec<Row> = stmt
+            .query_map(rusqlite::params![blueprint, self.known_by], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let steps = rows
+            .iter()
+            .filter_map(|(id, kind, version, env, time, artifact)| {
+                Some(Step {
+                    record_id: id,
+                    kind: kind.parse().ok()?,
+                    blueprint,
+                    version,
+                    environment: env,
+                    time,
+                    artifact: artifact.as_deref(),
+                })
+            });
+        for l in live_of(steps) {
+            out.entry(l.version.clone()).or_default().push(l);
+        }
+        Ok(out)
+    }
+}
+
+/// The `changes` row of a deploy or rollback record (see migration 0007), written at ingest in
+/// the transaction that adds the record. A record whose document cannot be read gets none, as
+/// it counts in no query.
+pub(crate) fn index_change(conn: &Connection, record_id: &str) -> Result<()> {
+    write_changes(conn, "r.id = ?1", &[&record_id])
+}
+
+/// Fills `changes` from every deploy and rollback record (migration 0007).
+pub(crate) fn fill_changes(conn: &Connection) -> Result<()> {
+    write_changes(conn, "1", &[])
+}
+
+fn write_changes(conn: &Connection, condition: &str, params: &[&dyn ToSql]) -> Result<()> {
+    let mut select = conn.prepare(&format!(
+        "SELECT r.id, r.kind, r.blueprint_name, r.blueprint_version, r.git_sha, r.producer, \
+         r.ingested_at, r.seq, f.native FROM records r JOIN blob_facts f ON f.digest = r.digest \
+         WHERE r.kind IN ('deploy', 'rollback') AND ({condition})"
+    ))?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR REPLACE INTO changes (blueprint_name, environment, time_us, seq, record_id, \
+         kind, version, time, artifact, takes_effect, ingested_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    let rows = select.query_map(params, change_row)?;
+    for row in rows {
+        let Some(c) = change_from(row?) else {
+            continue;
+        };
+        insert.execute(rusqlite::params![
+            c.blueprint,
+            c.environment,
+            time_key(&c.time),
+            c.seq,
+            c.record_id,
+            c.kind.as_str(),
+            c.version,
+            c.time,
+            c.artifact,
+            c.takes_effect(),
+            c.ingested_at,
+        ])?;
+    }
+    Ok(())
+}
+
+/// A change's place in time: its document's time in microseconds since 1970 (UTC); a time
+/// that does not parse comes first. Ties are broken by ingestion order.
+fn time_key(time: &str) -> i64 {
+    DateTime::parse_from_rfc3339(time).map_or(i64::MIN, |t| t.timestamp_micros())
 }
 
 type ChangeRow = (
@@ -451,12 +571,9 @@ fn change_from(row: ChangeRow) -> Option<Change> {
     })
 }
 
-/// Time order: by the document's time, then by ingestion.
+/// Time order: by the document's time (as [`time_key`]), then by ingestion.
 fn sort_changes(changes: &mut [Change]) {
-    changes.sort_by(|a, b| {
-        let t = |c: &Change| DateTime::parse_from_rfc3339(&c.time).ok();
-        t(a).cmp(&t(b)).then(a.seq.cmp(&b.seq))
-    });
+    changes.sort_by_cached_key(|c| (time_key(&c.time), c.seq));
 }
 
 /// A full git SHA from a full SHA or a prefix of at least 7 hexadecimal characters, among the

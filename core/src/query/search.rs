@@ -1,6 +1,6 @@
 //! `evault search component` and `evault search vuln`: where is it, and is it live?
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use evault_schema::extract::apply::{applies, suppresses};
 use evault_schema::extract::{Finding, VexStatus};
@@ -135,6 +135,13 @@ pub struct VulnSearch {
     pub suppressed_live: Vec<Live>,
 }
 
+/// Column `i` of `row` as text, without copying it.
+fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    row.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 impl Vault {
     /// Blueprint versions whose SBOMs list a component (a package URL, or a name with an
     /// optional `@version`), and where they are live; at most `limit` versions listed.
@@ -176,65 +183,86 @@ impl Vault {
                 ComponentQuery::Name(n, None) => ("c.name = ?1", vec![n.clone()]),
             };
             let n = params.len() + 1;
+            // In version order, so that each version's rows come together and each
+            // blueprint's live deployments are read once, when its rows begin; past the limit
+            // only what `sbom_count` and `live` need is kept.
             let sql = format!(
                 "SELECT r.id, r.blueprint_name, r.blueprint_version, r.git_sha, c.name, \
                  c.version, c.purl FROM components c JOIN records r ON r.digest = c.digest \
-                 WHERE ({condition}) AND (?{n} IS NULL OR r.ingested_at <= ?{n})"
+                 WHERE ({condition}) AND (?{n} IS NULL OR r.ingested_at <= ?{n}) \
+                 ORDER BY r.blueprint_name, r.blueprint_version, r.git_sha, r.id"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let mut all: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
             all.push(&reader.known_by);
             let mut rows = stmt.query(all.as_slice())?;
-            type Key = (String, String, String);
-            let mut found: BTreeMap<Key, (BTreeSet<FoundComponent>, BTreeSet<String>)> =
-                BTreeMap::new();
-            let mut sboms = BTreeSet::new();
-            while let Some(row) = rows.next()? {
-                let blueprint: String = row.get(1)?;
-                if !reader.visible(&blueprint) {
-                    continue;
-                }
-                let id: String = row.get(0)?;
-                let entry = found
-                    .entry((blueprint, row.get(2)?, row.get(3)?))
-                    .or_default();
-                entry.0.insert(FoundComponent {
-                    name: row.get(4)?,
-                    version: row.get(5)?,
-                    purl: row.get(6)?,
-                });
-                entry.1.insert(id.clone());
-                sboms.insert(id);
-            }
-            let mut live_of =
-                reader.live_by_version(found.keys().map(|(name, _, _)| name.clone()))?;
+            let mut versions: Vec<ComponentVersion> = Vec::new();
             let mut live = Vec::new();
-            let mut versions = Vec::new();
-            let mut truncated = false;
-            // A version built from several commits appears once per commit; its live
-            // deployments are listed with the first.
-            for ((name, version, git_sha), (components, records)) in found {
-                let here = live_of
-                    .remove(&(name.clone(), version.clone()))
-                    .unwrap_or_default();
-                live.extend(here.iter().cloned());
-                if versions.len() >= limit {
-                    truncated = true;
+            let (mut truncated, mut listed) = (false, false);
+            let mut sbom_count = 0usize;
+            // The blueprint whose rows these are and where its versions are live; the
+            // version, commit and record of the previous row.
+            let mut blueprint = String::new();
+            let mut live_of: BTreeMap<String, Vec<Live>> = BTreeMap::new();
+            let (mut version, mut sha, mut id) = (String::new(), String::new(), String::new());
+            while let Some(row) = rows.next()? {
+                let name = text(row, 1)?;
+                if !reader.visible(name) {
                     continue;
                 }
-                versions.push(ComponentVersion {
-                    blueprint: Blueprint { name, version },
-                    git_sha,
-                    components: components.into_iter().collect(),
-                    sboms: records.into_iter().collect(),
-                    live: here,
-                });
+                let (row_version, row_sha, row_id) = (text(row, 2)?, text(row, 3)?, text(row, 0)?);
+                let new_blueprint = name != blueprint;
+                if new_blueprint {
+                    name.clone_into(&mut blueprint);
+                    live_of = reader.live_of(&blueprint)?;
+                }
+                if new_blueprint || row_version != version || row_sha != sha {
+                    row_version.clone_into(&mut version);
+                    row_sha.clone_into(&mut sha);
+                    // A version built from several commits appears once per commit; its
+                    // live deployments are listed with the first.
+                    let here = live_of.remove(&version).unwrap_or_default();
+                    live.extend(here.iter().cloned());
+                    listed = versions.len() < limit;
+                    truncated |= !listed;
+                    if listed {
+                        versions.push(ComponentVersion {
+                            blueprint: Blueprint {
+                                name: blueprint.clone(),
+                                version: version.clone(),
+                            },
+                            git_sha: sha.clone(),
+                            components: Vec::new(),
+                            sboms: Vec::new(),
+                            live: here,
+                        });
+                    }
+                }
+                let new_record = row_id != id;
+                if new_record {
+                    sbom_count += 1;
+                    row_id.clone_into(&mut id);
+                }
+                if let (true, Some(v)) = (listed, versions.last_mut()) {
+                    if new_record {
+                        v.sboms.push(id.clone());
+                    }
+                    v.components.push(FoundComponent {
+                        name: row.get(4)?,
+                        version: row.get(5)?,
+                        purl: row.get(6)?,
+                    });
+                }
+            }
+            for v in &mut versions {
+                v.components.sort();
+                v.components.dedup();
             }
             Ok(ComponentSearch {
                 as_of: ctx.as_of.map(format_time),
                 query: query.trim().to_string(),
                 versions,
-                sbom_count: sboms.len(),
+                sbom_count,
                 live,
                 truncated,
             })

@@ -96,9 +96,11 @@ pub(crate) fn version_evidence(
         ev.add(reader.evidence(r)?);
     }
     if let Some(artifact) = artifact {
+        // `+r.kind`: find the records by the subject index, not by walking every provenance
+        // record through the kind index.
         let about = reader.records(
             "r.id IN (SELECT record_id FROM record_subjects WHERE digest = ?1) \
-             AND r.kind IN ('provenance', 'signature', 'attestation')",
+             AND +r.kind IN ('provenance', 'signature', 'attestation')",
             &[&artifact],
         )?;
         for r in &about {
@@ -485,7 +487,7 @@ fn find_deploy(reader: &Reader<'_>, target: &str) -> Result<Change> {
             ))
         })?;
         let deploys = reader.changes_where(
-            "r.kind = 'deploy' AND r.id IN (SELECT record_id FROM record_subjects WHERE digest = ?1)",
+            "+r.kind = 'deploy' AND r.id IN (SELECT record_id FROM record_subjects WHERE digest = ?1)",
             &[&digest],
         )?;
         // The deploy running: the latest that did not fail, else the latest.
