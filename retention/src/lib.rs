@@ -1,225 +1,137 @@
 //! # evault-retention
 //!
-//! How long evidence must be kept, and (later) whether a legal hold keeps it longer, as pure
+//! How long evidence must be kept, what keeps it longer, and who may delete it, as pure
 //! decisions. Every function takes the clock as an argument instead of reading it, so a rule
 //! can be tested at any instant without sleeping or mocking, and a decision can be replayed when
 //! an auditor asks why something was or was not kept.
 //!
 //! Nothing is deleted here, and nothing here does IO: this crate only answers questions such as
-//! "until when must this record be kept?". Acting on the answer (and logging that it did) is the
-//! job of `evault-core`, the one place where bytes are written or removed.
+//! "until when must this record be kept?" or "may this admin delete it now?". Acting on the
+//! answer (and logging that it did) is the job of `evault-core`, the one place where bytes are
+//! written or removed.
 //!
-//! For now the crate holds the [`RetentionPeriod`] type: a length of time written the way people
-//! write it in configuration (`90d`, `12w`, `6mo`, `1y`, `7y`), applied with calendar arithmetic.
-//! The default, [`DEFAULT_RETENTION`], is one year, the common floor for SOC 2 evidence.
+//! What it holds, in the order a record meets it:
+//!
+//! - [`RetentionPeriod`]: a length of time written the way people write it in configuration
+//!   (`90d`, `12w`, `6mo`, `1y`, `7y`), applied with calendar arithmetic. The default,
+//!   [`DEFAULT_RETENTION`], is one year, the common floor for SOC 2 evidence.
+//! - [`Policy`]: the vault's retention policy, a [`Mode`] (S3 Object Lock's `compliance` or
+//!   `governance`), a default period and [`Rule`]s by evidence kind, blueprint and environment,
+//!   read from and written to TOML. [`Policy::period_for`] decides the period of a record from
+//!   its [`RecordFacts`] (the longest matching period wins), and [`Policy::check_change`]
+//!   refuses a new policy that would shorten retention under compliance mode.
+//! - [`extended`] and [`graph_retain_until`]: a record's retain-until date only ever moves
+//!   later, whether a policy is re-applied or a deployment of its blueprint version needs it.
+//! - [`Hold`]: a legal hold, which keeps every record its [`HoldSelector`] matches for as long as
+//!   the hold is not released, whatever the retention says.
+//! - [`may_delete`]: the one decision on deleting a record, for the expiry sweep and for admins.
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};
-//! use evault_retention::RetentionPeriod;
+//! use evault_retention::{DeleteRequest, Policy, RecordFacts, Refusal, may_delete};
 //!
-//! let period: RetentionPeriod = "1y".parse()?;
+//! let policy = Policy::from_toml(
+//!     r#"
+//!     mode = "compliance"
+//!     default = "1y"
+//!
+//!     [[rule]]
+//!     kind = "provenance"
+//!     period = "7y"
+//!     "#,
+//! )?;
 //! let stored = Utc.with_ymd_and_hms(2025, 3, 14, 9, 26, 53).unwrap();
-//! assert_eq!(period.retain_until(stored), Utc.with_ymd_and_hms(2026, 3, 14, 9, 26, 53).unwrap());
-//! # Ok::<(), evault_retention::ParsePeriodError>(())
+//! let facts = RecordFacts {
+//!     kind: "provenance",
+//!     blueprint: "checkout-api",
+//!     version: "1.4.2",
+//!     git_sha: "4f1c0d2b9a8e7f6d5c4b3a29180716f5e4d3c2b1",
+//!     environment: None,
+//!     record_id: "9b2e4c6a8d0f1e3a5c7b9d1f3e5a7c9b",
+//!     ingested_at: stored,
+//! };
+//! let (until, why) = policy.retain_until(&facts);
+//! assert_eq!(until, Utc.with_ymd_and_hms(2032, 3, 14, 9, 26, 53).unwrap());
+//! assert_eq!(why, "rule 1 (kind=provenance): 7y");
+//!
+//! // Three years later, not even an admin may delete it: the policy is in compliance mode.
+//! let now = Utc.with_ymd_and_hms(2028, 1, 1, 0, 0, 0).unwrap();
+//! let admin = DeleteRequest::Admin { override_retention: true, reason: "cleanup" };
+//! let refusal = may_delete(policy.mode, until, &[], now, admin).unwrap_err();
+//! assert!(matches!(refusal, Refusal::Compliance { .. }));
+//! # Ok::<(), evault_retention::PolicyError>(())
 //! ```
 
-use std::fmt;
-use std::str::FromStr;
+#![warn(missing_docs)]
 
-use chrono::{DateTime, Days, Months, Utc};
-use serde::de::{self, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+mod check;
+mod delete;
+mod hold;
+mod period;
+mod policy;
+mod until;
 
-/// The retention period used when none is configured: one year, the usual SOC 2 floor.
-pub const DEFAULT_RETENTION: &str = "1y";
+use chrono::{DateTime, Utc};
 
-/// The longest period accepted when parsing, in years (and the equivalent 36525 days, 5217
-/// weeks or 1200 months). Longer values are almost certainly typos (`365y` for `365d`), and the
-/// bound keeps every date computation far from chrono's limits.
-pub const MAX_YEARS: u32 = 100;
-const MAX_DAYS: u32 = 36_525;
-const MAX_MONTHS: u32 = MAX_YEARS * 12;
+pub use delete::{Allowed, DeleteRequest, Refusal, may_delete};
+pub use hold::{
+    Hold, HoldSelector, MAX_HOLD_NAME, MAX_HOLD_REASON, Release, holds_on, validate_hold_name,
+};
+pub use period::{DEFAULT_RETENTION, MAX_YEARS, ParsePeriodError, RetentionPeriod};
+pub use policy::{Applied, ChangeRefused, MAX_RULES, Mode, Policy, PolicyError, Rule};
+pub use until::{extended, graph_retain_until};
 
-/// How long to keep something, in the unit it was written in.
+/// What retention decisions need to know about a record, borrowed from wherever the caller
+/// keeps it (the index row, a record being ingested).
 ///
-/// Days are exact (24 hours each, as UTC has no daylight saving); months and years follow the
-/// calendar, so "1y" from 14 March is 14 March of the next year whatever the leap days in
-/// between. Weeks are parsed into days (`12w` is `Days(84)` and displays as `84d`). Periods in
-/// different units are never equal (`Months(12)` != `Years(1)`), although they give the same
-/// [`retain_until`](RetentionPeriod::retain_until).
-///
-/// Parses from and serializes to its string form; [`Display`](fmt::Display) gives the canonical
-/// form (`90d`, `6mo`, `7y`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RetentionPeriod {
-    /// A number of days.
-    Days(u32),
-    /// A number of calendar months.
-    Months(u32),
-    /// A number of calendar years (twelve months each).
-    Years(u32),
-}
-
-impl RetentionPeriod {
-    /// The instant until which something stored at `from` must be kept.
-    ///
-    /// Months and years use calendar arithmetic (chrono's `checked_add_months`, a year being
-    /// twelve months): when the target month is shorter, the day is clamped to its last day, so
-    /// 29 February 2024 plus `1y` is 28 February 2025, and 31 January plus `1mo` is the last
-    /// day of February. The time of day is kept.
-    ///
-    /// Never panics: a result beyond what chrono can represent (only reachable with periods
-    /// built directly, far past [`MAX_YEARS`]) saturates to the latest representable instant,
-    /// erring on the side of keeping evidence.
-    pub fn retain_until(&self, from: DateTime<Utc>) -> DateTime<Utc> {
-        let until = match *self {
-            RetentionPeriod::Days(n) => from.checked_add_days(Days::new(u64::from(n))),
-            RetentionPeriod::Months(n) => from.checked_add_months(Months::new(n)),
-            RetentionPeriod::Years(n) => n
-                .checked_mul(12)
-                .and_then(|months| from.checked_add_months(Months::new(months))),
-        };
-        until.unwrap_or(DateTime::<Utc>::MAX_UTC)
-    }
-}
-
-impl Default for RetentionPeriod {
-    /// [`DEFAULT_RETENTION`]: one year.
-    fn default() -> RetentionPeriod {
-        RetentionPeriod::Years(1)
-    }
-}
-
-impl fmt::Display for RetentionPeriod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RetentionPeriod::Days(n) => write!(f, "{n}d"),
-            RetentionPeriod::Months(n) => write!(f, "{n}mo"),
-            RetentionPeriod::Years(n) => write!(f, "{n}y"),
-        }
-    }
-}
-
-/// A string that is not a retention period.
-///
-/// Displays as `invalid retention period '6x': unknown unit "x" (expected a number and a unit:
-/// d, w, mo (or m) or y, e.g. 90d, 12w, 6mo, 1y)`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid retention period '{input}': {reason}")]
-pub struct ParsePeriodError {
-    /// The rejected input, cut to 40 characters.
-    pub input: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-const EXPECTED: &str = "expected a number and a unit: d, w, mo (or m) or y, e.g. 90d, 12w, 6mo, 1y";
-
-impl FromStr for RetentionPeriod {
-    type Err = ParsePeriodError;
-
-    /// Parses `<number><unit>`: `d` days, `w` weeks (stored as days), `mo` or `m` months, `y`
-    /// years; units are case-insensitive, no spaces. The number must be at least 1 and the
-    /// period at most [`MAX_YEARS`] years.
-    fn from_str(s: &str) -> Result<RetentionPeriod, ParsePeriodError> {
-        let fail = |reason: String| ParsePeriodError {
-            input: cut(s),
-            reason,
-        };
-        if s.is_empty() {
-            return Err(fail(format!("empty; {EXPECTED}")));
-        }
-        if s.starts_with(['-', '+']) {
-            return Err(fail(format!(
-                "must be a positive whole number of a unit; {EXPECTED}"
-            )));
-        }
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (digits, unit) = s.split_at(split);
-        if digits.is_empty() {
-            return Err(fail(format!("missing number; {EXPECTED}")));
-        }
-        if unit.is_empty() {
-            return Err(fail(format!("missing unit; {EXPECTED}")));
-        }
-        let too_long = || fail(format!("too long: at most {MAX_YEARS} years"));
-        // Any number past u32 is past the bound as well.
-        let n: u32 = digits.parse().map_err(|_| too_long())?;
-        if n == 0 {
-            return Err(fail(
-                "must be at least 1 (a zero period would allow immediate deletion)".to_string(),
-            ));
-        }
-        let (period, within) = match unit.to_ascii_lowercase().as_str() {
-            "d" => (RetentionPeriod::Days(n), n <= MAX_DAYS),
-            "w" => match n.checked_mul(7) {
-                Some(days) => (RetentionPeriod::Days(days), days <= MAX_DAYS),
-                None => return Err(too_long()),
-            },
-            "m" | "mo" => (RetentionPeriod::Months(n), n <= MAX_MONTHS),
-            "y" => (RetentionPeriod::Years(n), n <= MAX_YEARS),
-            _ => {
-                return Err(fail(format!("unknown unit \"{}\"; {EXPECTED}", cut(unit))));
-            }
-        };
-        if !within {
-            return Err(too_long());
-        }
-        Ok(period)
-    }
-}
-
-/// The first 40 characters of an input, for messages.
-fn cut(s: &str) -> String {
-    const MAX: usize = 40;
-    match s.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}…", s[..i].escape_debug()),
-        None => s.escape_debug().to_string(),
-    }
-}
-
-impl Serialize for RetentionPeriod {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for RetentionPeriod {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RetentionPeriod, D::Error> {
-        struct PeriodVisitor;
-
-        impl Visitor<'_> for PeriodVisitor {
-            type Value = RetentionPeriod;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a retention period such as \"90d\", \"12w\", \"6mo\" or \"1y\"")
-            }
-
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<RetentionPeriod, E> {
-                s.parse().map_err(E::custom)
-            }
-        }
-
-        deserializer.deserialize_str(PeriodVisitor)
-    }
+/// Policies match on `kind`, `blueprint` and `environment`; legal holds on `blueprint`,
+/// `version`, `git_sha`, `record_id` and `ingested_at`. Values are compared as given: the caller
+/// passes them as the vault stores them (kind names such as `vuln-scan`, lowercase hex ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordFacts<'a> {
+    /// The evidence kind name, e.g. `sbom`, `vuln-scan`, `provenance`, `deploy`.
+    pub kind: &'a str,
+    /// The blueprint name, e.g. `checkout-api`.
+    pub blueprint: &'a str,
+    /// The blueprint version, e.g. `1.4.2`.
+    pub version: &'a str,
+    /// The git commit id the evidence is about (lowercase hex).
+    pub git_sha: &'a str,
+    /// The deployment environment, when the record names one.
+    pub environment: Option<&'a str>,
+    /// The record id (32 lowercase hex characters).
+    pub record_id: &'a str,
+    /// When the vault stored the record: retention runs from this instant.
+    pub ingested_at: DateTime<Utc>,
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    //! Shared fixtures for the unit tests.
 
-    #[test]
-    fn default_matches_the_default_constant() {
-        assert_eq!(
-            DEFAULT_RETENTION.parse::<RetentionPeriod>().unwrap(),
-            RetentionPeriod::default()
-        );
+    use chrono::{DateTime, TimeZone, Utc};
+
+    use crate::RecordFacts;
+
+    /// An instant on the given day, at a time of day that is not midnight (so that tests
+    /// notice a lost time of day).
+    pub fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, 9, 26, 53).unwrap()
     }
 
-    #[test]
-    fn long_inputs_are_cut_in_messages() {
-        let e = "9".repeat(1000).parse::<RetentionPeriod>().unwrap_err();
-        assert!(e.to_string().len() < 200, "{e}");
-        assert!(e.input.ends_with('…'));
+    pub const SHA: &str = "4f1c0d2b9a8e7f6d5c4b3a29180716f5e4d3c2b1";
+    pub const RECORD: &str = "9b2e4c6a8d0f1e3a5c7b9d1f3e5a7c9b";
+
+    /// An SBOM of checkout-api 1.4.2, stored on 14 March 2025, with no environment.
+    pub fn facts() -> RecordFacts<'static> {
+        RecordFacts {
+            kind: "sbom",
+            blueprint: "checkout-api",
+            version: "1.4.2",
+            git_sha: SHA,
+            environment: None,
+            record_id: RECORD,
+            ingested_at: at(2025, 3, 14),
+        }
     }
 }
