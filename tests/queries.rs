@@ -1000,6 +1000,52 @@ fn deploy_and_rollback_take_the_commit_from_the_evidence_or_say_why_not() {
 }
 
 /// Runs `evault --server URL ARGS` with `token`.
+/// Live answers read a table derived from the deploy and rollback documents; `fsck` derives
+/// it again and names every row that differs, so an edit of the index cannot quietly change
+/// what an incident responder is told is running.
+#[test]
+fn fsck_finds_a_live_deployment_row_that_differs_from_its_document() {
+    let h = History::build();
+    h.v.run(["fsck"]).success();
+    let conn = rusqlite::Connection::open(h.v.data_dir().join("index.db")).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE changes SET version = '1.4.2' WHERE record_id = ?1",
+            [&h.rollback],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    // The edit reaches the answer: production now claims 1.4.2 ...
+    let found = h.json(&["search", "component", "pkg:npm/lodash@4.17.20"]);
+    assert!(
+        !live_set(&found["live"]).contains(&(
+            "checkout-api".to_string(),
+            "1.4.1".to_string(),
+            "production".to_string()
+        )),
+        "{found:#}"
+    );
+    // ... and fsck says which record's row is wrong.
+    let run = h.v.run(["fsck"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("1 derived index row(s) disagree with the records they come from"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout_text().contains(&format!(
+            "index: changes: the row of record {} differs from its document",
+            h.rollback
+        )),
+        "{run:?}"
+    );
+    let report = h.v.run(["--json", "fsck"]);
+    let report: Value = serde_json::from_str(&report.stdout_text()).unwrap();
+    assert_eq!(report["index_problems"].as_array().map(Vec::len), Some(1));
+}
+
 fn remote(server: &Server, token: &str, args: &[&str]) -> Run {
     server_common::remote(server, Some(token), args)
 }

@@ -620,18 +620,30 @@ fn fsck(g: &Global) -> Result<(), Error> {
         write_stdout(&output::fsck_report(&report))?;
     }
     let access = report.access_problems.len();
-    match (report.problems.len(), report.log_problems.len() + access) {
+    let index = report.index_problems.len();
+    if index > 0 && report.problems.is_empty() && report.log_problems.is_empty() && access == 0 {
+        return Err(Error::Integrity(format!(
+            "{index} derived index row(s) disagree with the records they come from"
+        )));
+    }
+    match (
+        report.problems.len(),
+        report.log_problems.len() + access + index,
+    ) {
         (0, 0) => Ok(()),
         (0, n) => Err(Error::Integrity(if access == n {
             format!("{n} break(s) in the access log's hash chain")
         } else {
-            format!("{n} disagreement(s) with the tamper-evident or access log")
+            format!("{n} disagreement(s) with the tamper-evident or access log, or in the index")
         })),
         (b, n) => Err(Error::Integrity(format!(
             "{b} of {} blobs failed verification{}",
             report.blobs_checked,
             if n > 0 {
-                format!(", and {n} disagreement(s) with the tamper-evident or access log")
+                format!(
+                    ", and {n} disagreement(s) with the tamper-evident or access log, or in the \
+                     index"
+                )
             } else {
                 String::new()
             }

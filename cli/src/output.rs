@@ -227,6 +227,9 @@ pub fn fsck_report(report: &FsckReport) -> String {
     for p in &report.access_problems {
         out.push_str(&format!("access log: {p}\n"));
     }
+    for p in &report.index_problems {
+        out.push_str(&format!("index: {p}\n"));
+    }
     if report.problems.is_empty() {
         out.push_str("all blobs intact\n");
     }

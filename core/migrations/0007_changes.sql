@@ -4,7 +4,7 @@
 -- (at ingest, and from the existing records when this migration runs). Live versions are then
 -- read from a few pages per blueprint in time order, instead of parsing every deploy document
 -- of every blueprint a popular component is in (core/src/query/mod.rs). It is derived data:
--- `evault fsck` rebuilds it from the records and compares.
+-- `evault fsck` derives it again from the records and reports every difference.
 CREATE TABLE changes (
     blueprint_name  TEXT NOT NULL,
     environment     TEXT NOT NULL,

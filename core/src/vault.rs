@@ -120,6 +120,10 @@ pub struct FsckReport {
     /// Breaks in the access log's hash chain: an edited, inserted or deleted event.
     #[serde(default)]
     pub access_problems: Vec<String>,
+    /// Derived index tables (what each deploy and rollback changed, which live-deployment
+    /// answers read) that disagree with the records and documents they are derived from.
+    #[serde(default)]
+    pub index_problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -600,6 +604,8 @@ impl Vault {
         let mut report = self.fsck_blobs(progress)?;
         let log = self.verify_log(&LogVerifyOptions::default(), &mut |_, _, _| {})?;
         report.log_problems = log.problems;
+        report.index_problems =
+            crate::query::on_snapshot(self.index.as_ref(), crate::query::check_changes)?;
         let access = self.dir.join(crate::access::FILE_NAME);
         if access.exists() {
             let chain = crate::access::verify_file(&access, &mut |_, _| {})?;

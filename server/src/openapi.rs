@@ -329,6 +329,9 @@ pub struct FsckReportDoc {
     access_events_checked: u64,
     /// Breaks in the access log's hash chain (an edited, inserted or deleted event).
     access_problems: Vec<String>,
+    /// Derived index tables (what each deploy and rollback changed) that disagree with the
+    /// records and documents they are derived from.
+    index_problems: Vec<String>,
 }
 
 /// Mirror of `evault_core::log::LogKey`.

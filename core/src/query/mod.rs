@@ -504,6 +504,95 @@ fn write_changes(conn: &Connection, condition: &str, params: &[&dyn ToSql]) -> R
     Ok(())
 }
 
+/// Where the `changes` table disagrees with the deploy and rollback records and documents it
+/// is derived from (for `evault fsck`): a missing, extra or altered row, one line each.
+pub(crate) fn check_changes(conn: &Connection) -> Result<Vec<String>> {
+    let mut expected: BTreeMap<String, ChangeRow2> = BTreeMap::new();
+    let mut select = conn.prepare(
+        "SELECT r.id, r.kind, r.blueprint_name, r.blueprint_version, r.git_sha, r.producer, \
+         r.ingested_at, r.seq, f.native FROM records r JOIN blob_facts f ON f.digest = r.digest \
+         WHERE r.kind IN ('deploy', 'rollback')",
+    )?;
+    for row in select.query_map([], change_row)? {
+        if let Some(c) = change_from(row?) {
+            expected.insert(c.record_id.clone(), changes_row(&c));
+        }
+    }
+    let mut problems = Vec::new();
+    let mut stored = conn.prepare(
+        "SELECT blueprint_name, environment, time_us, seq, record_id, kind, version, time, \
+         artifact, takes_effect, ingested_at FROM changes",
+    )?;
+    let rows = stored.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+            r.get(10)?,
+        ))
+    })?;
+    for row in rows {
+        let row: ChangeRow2 = row?;
+        match expected.remove(&row.4) {
+            None => problems.push(format!(
+                "changes: a row names record {}, which is no deploy or rollback with a readable \
+                 document",
+                row.4
+            )),
+            Some(want) if want != row => problems.push(format!(
+                "changes: the row of record {} differs from its document (live-deployment \
+                 answers read it)",
+                row.4
+            )),
+            Some(_) => {}
+        }
+    }
+    for id in expected.keys() {
+        problems.push(format!(
+            "changes: no row for deploy or rollback record {id}"
+        ));
+    }
+    Ok(problems)
+}
+
+/// A `changes` row, in column order.
+type ChangeRow2 = (
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    String,
+);
+
+fn changes_row(c: &Change) -> ChangeRow2 {
+    (
+        c.blueprint.clone(),
+        c.environment.clone(),
+        time_key(&c.time),
+        c.seq,
+        c.record_id.clone(),
+        c.kind.as_str().to_string(),
+        c.version.clone(),
+        c.time.clone(),
+        c.artifact.clone(),
+        c.takes_effect(),
+        c.ingested_at.clone(),
+    )
+}
+
 /// A change's place in time: its document's time in microseconds since 1970 (UTC); a time
 /// that does not parse comes first. Ties are broken by ingestion order.
 fn time_key(time: &str) -> i64 {
