@@ -414,45 +414,64 @@ impl<'c> Reader<'c> {
         Ok(out)
     }
 
-    /// Where the versions of `blueprint` are live, by version: from the `changes` table, its
-    /// changes that took effect in (environment, time) order, without reading a document.
+    /// Where the versions of `blueprint` are live, by version. Read from the `changes` table
+    /// (the same answer as [`live_versions`] over the documents, which a test checks), newest
+    /// first per environment so that only each environment's latest change is decoded; the
+    /// artifact of a change without one is that of the last earlier deploy of its version
+    /// there, looked up only then.
     pub fn live_of(&self, blueprint: &str) -> Result<BTreeMap<String, Vec<Live>>> {
-        let mut out: BTreeMap<String, Vec<Live>> = BTreeMap::new();
+        let mut live: BTreeMap<String, Live> = BTreeMap::new();
         if !self.visible(blueprint) {
-            return Ok(out);
+            return Ok(BTreeMap::new());
         }
         let mut stmt = self.conn.prepare_cached(
-            "SELECT record_id, kind, version, environment, time, artifact FROM changes \
-             WHERE blueprint_name = ?1 AND takes_effect = 1 \
-             AND (?2 IS NULL OR ingested_at <= ?2) ORDER BY environment, time_us, seq",
+            "SELECT environment, record_id, kind, version, time, artifact, time_us, seq \
+             FROM changes WHERE blueprint_name = ?1 AND takes_effect = 1 \
+             AND (?2 IS NULL OR ingested_at <= ?2) \
+             ORDER BY environment DESC, time_us DESC, seq DESC",
         )?;
-        type Row = (String, String, String, String, String, Option<String>);
-        let rows: Vec<Row> = stmt
-            .query_map(rusqlite::params![blueprint, self.known_by], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let steps = rows
-            .iter()
-            .filter_map(|(id, kind, version, env, time, artifact)| {
-                Some(Step {
-                    record_id: id,
-                    kind: kind.parse().ok()?,
-                    blueprint,
+        let mut artifact_before = self.conn.prepare_cached(
+            "SELECT artifact FROM changes WHERE blueprint_name = ?1 AND environment = ?2 \
+             AND (time_us, seq) < (?3, ?4) AND kind = 'deploy' AND version = ?5 \
+             AND takes_effect = 1 AND artifact IS NOT NULL \
+             AND (?6 IS NULL OR ingested_at <= ?6) ORDER BY time_us DESC, seq DESC LIMIT 1",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![blueprint, self.known_by])?;
+        let mut environment = None::<String>;
+        while let Some(row) = rows.next()? {
+            let env = row.get_ref(0)?.as_str().unwrap_or_default();
+            if environment.as_deref() == Some(env) {
+                continue;
+            }
+            environment = Some(env.to_string());
+            let kind: String = row.get(2)?;
+            let Ok(via) = kind.parse::<Kind>() else {
+                continue;
+            };
+            let version: String = row.get(3)?;
+            let mut artifact: Option<String> = row.get(5)?;
+            if artifact.is_none() {
+                let (time_us, seq): (i64, i64) = (row.get(6)?, row.get(7)?);
+                artifact = rusqlite::OptionalExtension::optional(artifact_before.query_row(
+                    rusqlite::params![blueprint, env, time_us, seq, version, self.known_by],
+                    |r| r.get(0),
+                ))?;
+            }
+            live.insert(
+                env.to_string(),
+                Live {
+                    blueprint: blueprint.to_string(),
                     version,
-                    environment: env,
-                    time,
-                    artifact: artifact.as_deref(),
-                })
-            });
-        for l in live_of(steps) {
+                    environment: env.to_string(),
+                    since: row.get(4)?,
+                    record_id: row.get(1)?,
+                    via,
+                    artifact,
+                },
+            );
+        }
+        let mut out: BTreeMap<String, Vec<Live>> = BTreeMap::new();
+        for l in live.into_values() {
             out.entry(l.version.clone()).or_default().push(l);
         }
         Ok(out)
