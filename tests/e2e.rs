@@ -413,7 +413,7 @@ fn show_json_has_exactly_the_record_fields_in_order() {
 
     let run = v.run(["--json", "show", &id]).success();
     let shown = run.json();
-    const FIELDS: [&str; 18] = [
+    const FIELDS: [&str; 19] = [
         "id",
         "kind",
         "format",
@@ -431,6 +431,7 @@ fn show_json_has_exactly_the_record_fields_in_order() {
         "ingested_at",
         "source_path",
         "verification",
+        "retention",
         "summary",
     ];
     // Top-level keys of the pretty-printed object, in the order printed.
@@ -448,6 +449,15 @@ fn show_json_has_exactly_the_record_fields_in_order() {
         .map(String::as_str)
         .collect();
     assert_eq!(blueprint_keys, BTreeSet::from(["name", "version"]));
+    // An SBOM under the default policy: kept one year from ingestion.
+    assert_eq!(shown["retention"]["rule"], "default: 1y", "{text}");
+    let ingested = str_field(&shown, "ingested_at");
+    let until = str_field(&shown["retention"], "retain_until");
+    assert_eq!(until[4..], ingested[4..], "{text}");
+    assert_eq!(
+        until[..4].parse::<i32>().unwrap(),
+        ingested[..4].parse::<i32>().unwrap() + 1
+    );
 
     assert_eq!(shown["id"], json!(id));
     assert_eq!(shown["kind"], "sbom");

@@ -1601,10 +1601,24 @@ fn every_edit_insert_or_delete_behind_the_logs_back_is_named() {
             ]),
         ),
         (
+            "record_retention: kept for less time, so the sweeper would delete it early",
+            format!(
+                "UPDATE record_retention SET retain_until = '2000-01-01T00:00:00.000000Z' \
+                 WHERE record_id = '{}'",
+                prov.id
+            ),
+            one_line(&[
+                format!("record {}: `retention` is {{", prov.id),
+                "2000-01-01T00:00:00.000000Z".to_string(),
+                format!("in log entry {} {edited}", record_entry(prov)),
+            ]),
+        ),
+        (
             "records: a record deleted with its rows",
             format!(
                 "DELETE FROM record_subjects WHERE record_id = '{id}'; \
                  DELETE FROM record_verification WHERE record_id = '{id}'; \
+                 DELETE FROM record_retention WHERE record_id = '{id}'; \
                  DELETE FROM records WHERE id = '{id}';",
                 id = sbom.id
             ),
@@ -2369,6 +2383,7 @@ fn a_vault_from_before_the_log_refuses_changes_until_init_adopts_it() {
                  DROP TABLE log_meta; ALTER TABLE records DROP COLUMN log_index; \
                  DROP INDEX records_kind_blueprint; DROP INDEX findings_vuln_nocase; \
                  DROP TABLE changes; DROP INDEX records_digest_links; \
+                 DROP TABLE record_retention; DROP TABLE retention_policies; DROP TABLE holds; \
                  CREATE INDEX records_digest ON records (digest); \
                  DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;"
             }

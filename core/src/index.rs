@@ -125,6 +125,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0007_changes.sql"),
         fill: Some(crate::query::fill_changes),
     },
+    Migration {
+        version: 8,
+        name: "retention",
+        sql: include_str!("../migrations/0008_retention.sql"),
+        fill: Some(crate::retention::fill),
+    },
 ];
 
 /// The index schema version this build writes.
@@ -331,7 +337,12 @@ pub(crate) const RECORD_COLUMNS: &str = "r.id, r.kind, r.format, r.format_versio
      b.size, r.blueprint_name, r.blueprint_version, r.git_sha, r.repo, r.run_id, r.environment, \
      (SELECT group_concat(s.digest, ' ') FROM \
         (SELECT digest FROM record_subjects WHERE record_id = r.id ORDER BY digest) s), \
-     r.producer, r.ingested_at, r.source_path, v.status, v.verified_by, v.reason";
+     r.producer, r.ingested_at, r.source_path, v.status, v.verified_by, v.reason, \
+     (SELECT retain_until FROM record_retention WHERE record_id = r.id), \
+     (SELECT rule FROM record_retention WHERE record_id = r.id)";
+
+/// How many columns [`RECORD_COLUMNS`] selects: a query's own columns follow.
+pub(crate) const RECORD_COLUMN_COUNT: usize = 22;
 
 fn parse_col<T: std::str::FromStr>(row: &Row<'_>, i: usize) -> rusqlite::Result<T>
 where
@@ -377,6 +388,12 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
                 })
             })
             .transpose()?,
+        retention: match (row.get::<_, Option<String>>(20)?, row.get(21)?) {
+            (Some(retain_until), Some(rule)) => {
+                Some(crate::retention::Retention { retain_until, rule })
+            }
+            _ => None,
+        },
     })
 }
 
@@ -501,6 +518,7 @@ impl MetadataIndex for SqliteIndex {
             for digest in new_facts.iter().filter(|d| !new_blobs.contains(d)) {
                 log.record("blob.facts", BLOBS, digest, actor, None)?;
             }
+            let policy = crate::retention::policy_in_force(tx)?;
             let mut insert_record = tx.prepare_cached(
                 "INSERT OR IGNORE INTO records (id, digest, kind, format, format_version, predicate_type, \
                  blueprint_name, blueprint_version, git_sha, repo, run_id, environment, producer, \
@@ -543,6 +561,11 @@ impl MetadataIndex for SqliteIndex {
                         crate::query::index_change(tx, &r.id)?;
                     }
                 }
+                let retention = if inserted {
+                    Some(crate::retention::assign(tx, &policy, &r.id)?)
+                } else {
+                    None
+                };
                 // The verdict is the one just reached under the trust in force, for a record
                 // already present too (logged only when it changed).
                 let mut reverified = false;
@@ -562,7 +585,15 @@ impl MetadataIndex for SqliteIndex {
                     };
                     let index = log.record(kind, RECORDS, &r.id, &r.producer, None)?;
                     crate::log::set_record_entry(tx, &r.id, index)?;
-                    out.push((r.clone(), Status::Created));
+                    let mut created = r.clone();
+                    if let Some((retention, extended)) = retention {
+                        created.retention = Some(retention);
+                        // Evidence this deploy now keeps longer: its new state is logged.
+                        for id in extended {
+                            log.record("record.retention", RECORDS, &id, &r.producer, None)?;
+                        }
+                    }
+                    out.push((created, Status::Created));
                 } else {
                     if reverified {
                         log.record("record.verified", RECORDS, &r.id, &r.producer, None)?;
@@ -638,7 +669,10 @@ impl MetadataIndex for SqliteIndex {
         );
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(values), |row| {
-            Ok((record_from_row(row)?, row.get::<_, i64>(20)?))
+            Ok((
+                record_from_row(row)?,
+                row.get::<_, i64>(RECORD_COLUMN_COUNT)?,
+            ))
         })?;
         let rows: Vec<(Record, i64)> = rows.collect::<rusqlite::Result<_>>()?;
         let next = (rows.len() == filter.limit && filter.limit > 0)
@@ -768,6 +802,7 @@ mod tests {
             ingested_at: format_time(Utc::now()),
             source_path: "sbom.json".into(),
             verification: None,
+            retention: None,
         }
     }
 
@@ -817,7 +852,24 @@ mod tests {
                 &[],
             )
             .unwrap();
-        assert_eq!(again[0], (a.clone(), Status::Present));
+        // Stored as pushed, with the retention the default policy gives an SBOM: one year.
+        assert_eq!(first[0].0.retention, again[0].0.retention);
+        let kept = first[0].0.retention.clone().unwrap();
+        assert_eq!(kept.rule, "default: 1y");
+        assert_eq!(
+            &kept.retain_until[4..],
+            &a.ingested_at[4..],
+            "one year after ingestion"
+        );
+        assert_eq!(
+            kept.retain_until[..4].parse::<i32>().unwrap(),
+            a.ingested_at[..4].parse::<i32>().unwrap() + 1
+        );
+        let stored_a = Record {
+            retention: Some(kept),
+            ..a.clone()
+        };
+        assert_eq!(again[0], (stored_a.clone(), Status::Present));
         assert_eq!(again[1].1, Status::Created);
         assert_eq!(index.stats().unwrap().records, 2);
         assert_eq!(
@@ -843,7 +895,7 @@ mod tests {
             limit: 10,
             ..Default::default()
         };
-        assert_eq!(index.records(&run1).unwrap().0, vec![a.clone()]);
+        assert_eq!(index.records(&run1).unwrap().0, vec![stored_a.clone()]);
         let by_prefix = RecordFilter {
             git_sha: Some("ababab1".into()),
             limit: 10,
@@ -867,7 +919,7 @@ mod tests {
             limit: 5,
             ..Default::default()
         };
-        assert_eq!(index.records(&by_id).unwrap().0, vec![a.clone()]);
+        assert_eq!(index.records(&by_id).unwrap().0, vec![stored_a]);
     }
 
     #[test]

@@ -710,6 +710,7 @@ fn plan_bundle(
             ingested_at: ingested_at.to_string(),
             source_path: file.path.clone(),
             verification: None,
+            retention: None,
         });
     }
     Ok(records)

@@ -23,6 +23,7 @@ pub mod log;
 pub mod pack;
 pub mod query;
 pub mod record;
+pub mod retention;
 pub mod summary;
 pub mod trust;
 pub mod vault;

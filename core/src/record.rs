@@ -56,6 +56,9 @@ pub struct Record {
     /// Is the evidence signed by someone the vault trusts? (`None` only for records pushed
     /// before verification existed.)
     pub verification: Option<Verification>,
+    /// How long it is kept (`None` only in a push's answer from an older server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::retention::Retention>,
 }
 
 /// A record with what its evidence says: `evault show --json` and `GET /v1/records/{id}`.

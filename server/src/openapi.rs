@@ -210,6 +210,20 @@ pub struct RecordDoc {
     source_path: String,
     /// Is the evidence signed by a key or identity the vault trusts? (docs/verification.md)
     verification: Option<VerificationDoc>,
+    /// How long it is kept (docs/retention.md).
+    retention: Option<RetentionDoc>,
+}
+
+/// Mirror of `evault_core::retention::Retention`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = Retention)]
+pub struct RetentionDoc {
+    /// RFC 3339, UTC: from then on the record may be deleted, unless a legal hold keeps it.
+    retain_until: String,
+    /// What decided it: a policy rule (`rule 2 (kind=provenance): 7y`, `default: 1y`) or the
+    /// deploy whose retention it follows.
+    rule: String,
 }
 
 /// Mirror of `evault_core::verification::Verification`.

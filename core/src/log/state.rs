@@ -76,9 +76,10 @@ pub const TABLES: [Table; 7] = [
 
 /// Rows that hang off an object and are part of its state, and rows that must have a parent:
 /// (child table, column naming the parent, parent table, parent key).
-pub const CHILDREN: [(&str, &str, &str, &str); 7] = [
+pub const CHILDREN: [(&str, &str, &str, &str); 8] = [
     ("record_subjects", "record_id", "records", "id"),
     ("record_verification", "record_id", "records", "id"),
+    ("record_retention", "record_id", "records", "id"),
     ("blob_facts", "digest", "blobs", "digest"),
     ("components", "digest", "blobs", "digest"),
     ("findings", "digest", "blobs", "digest"),
@@ -111,10 +112,18 @@ impl Table {
                 if let Some(v) = &mut verification {
                     v.remove("record_id");
                 }
+                let mut retention = row(conn, "record_retention", "record_id", key)?;
+                if let Some(t) = &mut retention {
+                    t.remove("record_id");
+                }
                 state.insert("subjects".into(), subjects.into());
                 state.insert(
                     "verification".into(),
                     verification.map_or(Value::Null, Value::Object),
+                );
+                state.insert(
+                    "retention".into(),
+                    retention.map_or(Value::Null, Value::Object),
                 );
             }
             "blobs" => {

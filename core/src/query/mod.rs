@@ -31,7 +31,7 @@ use serde_json::Value;
 use crate::auth::scope_matches;
 use crate::error::{Error, Result};
 use crate::facts::{FactRead, FactReader};
-use crate::index::{RECORD_COLUMNS, SqliteIndex, record_from_row};
+use crate::index::{RECORD_COLUMN_COUNT, RECORD_COLUMNS, SqliteIndex, record_from_row};
 use crate::record::{Record, format_time};
 use crate::verification::{Verification, VerificationStatus};
 
@@ -272,7 +272,10 @@ impl<'c> Reader<'c> {
         let mut all: Vec<&dyn ToSql> = params.to_vec();
         all.push(&self.known_by);
         let rows = stmt.query_map(all.as_slice(), |row| {
-            Ok((record_from_row(row)?, row.get::<_, Option<i64>>(20)?))
+            Ok((
+                record_from_row(row)?,
+                row.get::<_, Option<i64>>(RECORD_COLUMN_COUNT)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {

@@ -1,0 +1,276 @@
+//! Retention in the vault: when each record may go, under the policy in force.
+//!
+//! The decisions are `evault-retention`'s (pure, clock passed in); this module applies them to
+//! the index. Every record gets a `retain_until` in the transaction that stores it (table
+//! `record_retention`, part of the record's state in the tamper-evident log), computed from its
+//! ingestion time by the policy in force, and then lengthened along the evidence graph: the
+//! evidence of a blueprint version (SBOMs, scans, provenance, signatures, approvals, rollback
+//! plan, anything but deploys and rollbacks) is kept at least as long as every deploy of that
+//! version, so a release's audit trail cannot fall apart piece by piece. A deploy stored later
+//! lengthens the evidence already there; evidence stored later starts at the deploys' date.
+//! Retention is never shortened here.
+
+use chrono::{DateTime, Utc};
+use evault_retention::{Policy, RecordFacts};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::record::format_time;
+
+/// How long a record is kept, shown with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// RFC 3339, UTC: the record may be deleted from then on, unless a legal hold keeps it.
+    pub retain_until: String,
+    /// What decided it: the policy rule, or the deploy whose retention it follows.
+    pub rule: String,
+}
+
+/// The retention policy in force: the newest one set, or the default.
+pub(crate) fn policy_in_force(conn: &Connection) -> Result<Policy> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT policy FROM retention_policies ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match text {
+        None => Ok(Policy::default()),
+        Some(text) => Policy::from_toml(&text).map_err(|e| {
+            Error::Integrity(format!(
+                "the retention policy stored in the index does not parse: {e}"
+            ))
+        }),
+    }
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::Integrity(format!("the index holds a malformed time '{text}': {e}")))
+}
+
+/// Gives the new record `id` its retention, in the transaction that stores it. Returns the
+/// ids of other records whose retention it lengthened (the caller logs their new state).
+pub(crate) fn assign(
+    conn: &Connection,
+    policy: &Policy,
+    id: &str,
+) -> Result<(Retention, Vec<String>)> {
+    let (kind, blueprint, version, git_sha, environment, ingested_at): (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+    ) = conn.query_row(
+        "SELECT kind, blueprint_name, blueprint_version, git_sha, environment, ingested_at \
+         FROM records WHERE id = ?1",
+        params![id],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        },
+    )?;
+    let facts = RecordFacts {
+        kind: &kind,
+        blueprint: &blueprint,
+        version: &version,
+        git_sha: &git_sha,
+        environment: environment.as_deref(),
+        record_id: id,
+        ingested_at: parse_time(&ingested_at)?,
+    };
+    let (own, rule) = policy.retain_until(&facts);
+    let mut until = format_time(own);
+    let mut rule = rule;
+    let mut extended = Vec::new();
+    match kind.as_str() {
+        "deploy" => {
+            // The version's evidence is kept at least as long as this deploy.
+            let mut stmt = conn.prepare_cached(
+                "SELECT t.record_id FROM records r JOIN record_retention t ON t.record_id = r.id \
+                 WHERE r.blueprint_name = ?1 AND r.blueprint_version = ?2 \
+                 AND +r.kind NOT IN ('deploy', 'rollback') AND t.retain_until < ?3",
+            )?;
+            extended = stmt
+                .query_map(params![blueprint, version, until], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let mut update = conn.prepare_cached(
+                "UPDATE record_retention SET retain_until = ?2, rule = ?3 WHERE record_id = ?1",
+            )?;
+            let follows = format!("follows deploy {id} ({rule})");
+            for other in &extended {
+                update.execute(params![other, until, follows])?;
+            }
+        }
+        "rollback" => {}
+        _ => {
+            // Evidence of a version already deployed starts at the deploys' retention.
+            let longest: Option<(String, String)> = conn
+                .query_row(
+                    "SELECT t.retain_until, r.id FROM records r \
+                     JOIN record_retention t ON t.record_id = r.id \
+                     WHERE r.kind = 'deploy' AND r.blueprint_name = ?1 \
+                     AND r.blueprint_version = ?2 ORDER BY t.retain_until DESC LIMIT 1",
+                    params![blueprint, version],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((deploy_until, deploy)) = longest
+                && deploy_until > until
+            {
+                rule = format!("follows deploy {deploy}");
+                until = deploy_until;
+            }
+        }
+    }
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO record_retention (record_id, retain_until, rule) \
+         VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id, until, rule])?;
+    Ok((
+        Retention {
+            retain_until: until,
+            rule,
+        },
+        extended,
+    ))
+}
+
+/// Fills `record_retention` for the records stored before retention existed (migration 8),
+/// in storage order, under the policy in force (the default, as no policy can have been set).
+pub(crate) fn fill(conn: &Connection) -> Result<()> {
+    let policy = policy_in_force(conn)?;
+    let ids: Vec<String> = conn
+        .prepare("SELECT id FROM records ORDER BY seq")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        assign(conn, &policy, &id)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use serde_json::json;
+
+    use crate::ingest::{LinkArgs, PushRequest, PushSource};
+    use crate::record::Record;
+    use crate::vault::{LogVerifyOptions, Vault};
+
+    fn push(vault: &Vault, version: &str, file: &str, doc: serde_json::Value) -> Record {
+        let outcome = vault
+            .push(
+                PushRequest {
+                    sources: vec![PushSource::Reader {
+                        name: file.to_string(),
+                        reader: Box::new(Cursor::new(serde_json::to_vec(&doc).unwrap())),
+                    }],
+                    links: LinkArgs {
+                        blueprint: Some("checkout-api".into()),
+                        version: Some(version.into()),
+                        git_sha: Some("a".repeat(40)),
+                        ..LinkArgs::default()
+                    },
+                    kind: None,
+                    producer: "ci".into(),
+                    expand_archives: false,
+                    allowed_blueprints: Vec::new(),
+                },
+                &mut |_| {},
+            )
+            .unwrap();
+        outcome.records[0].record.clone()
+    }
+
+    fn sbom(name: &str) -> serde_json::Value {
+        json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+               "components": [{"type": "library", "name": name, "version": "1.0.0"}]})
+    }
+
+    fn deploy(version: &str, env: &str) -> serde_json::Value {
+        json!({"_type": "https://evault.dev/deploy/v1", "environment": env,
+               "artifact": format!("sha256:{}", "d".repeat(64)), "actor": "ci",
+               "status": "succeeded", "time": "2026-03-01T10:00:00Z",
+               "blueprint": {"name": "checkout-api", "version": version}})
+    }
+
+    fn until(r: &Record) -> (String, String) {
+        let t = r.retention.clone().expect("retention");
+        (t.retain_until, t.rule)
+    }
+
+    /// The evidence of a deployed version is kept as long as its deploy: a deploy stored later
+    /// lengthens what is there (and logs it), evidence stored later starts there, and another
+    /// version is untouched.
+    #[test]
+    fn retention_follows_the_deploys_of_a_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, _) = Vault::init(dir.path(), "test").unwrap();
+        let early = push(&vault, "1.4.2", "sbom.json", sbom("lodash"));
+        let other = push(&vault, "1.4.1", "sbom.json", sbom("left-pad"));
+        assert_eq!(until(&early).1, "default: 1y");
+        let shipped = push(
+            &vault,
+            "1.4.2",
+            "deploy.json",
+            deploy("1.4.2", "production"),
+        );
+        let (deploy_until, deploy_rule) = until(&shipped);
+        assert_eq!(deploy_rule, "rule 4 (kind=deploy): 7y");
+        assert_eq!(
+            deploy_until[..4].parse::<i32>().unwrap(),
+            shipped.ingested_at[..4].parse::<i32>().unwrap() + 7
+        );
+
+        let reread = vault.record(&early.id).unwrap();
+        assert_eq!(
+            until(&reread),
+            (
+                deploy_until.clone(),
+                format!("follows deploy {} ({deploy_rule})", shipped.id)
+            )
+        );
+        assert_eq!(until(&vault.record(&other.id).unwrap()), until(&other));
+        let late = push(&vault, "1.4.2", "sbom.json", sbom("react"));
+        assert_eq!(
+            until(&late),
+            (deploy_until, format!("follows deploy {}", shipped.id))
+        );
+
+        // Every change of retention is in the log: it verifies, and an entry names the SBOM.
+        let report = vault
+            .verify_log(&LogVerifyOptions::default(), &mut |_, _, _| {})
+            .unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let entries = vault.log_entries(0, 100).unwrap();
+        let retention_entries: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(&e.entry).unwrap())
+            .filter(|e| e["type"] == "record.retention")
+            .collect();
+        assert_eq!(retention_entries.len(), 1, "{retention_entries:?}");
+        assert_eq!(
+            retention_entries[0]["subject"],
+            format!("record/{}", early.id)
+        );
+        assert_eq!(
+            retention_entries[0]["state"]["retention"]["rule"],
+            format!("follows deploy {} ({deploy_rule})", shipped.id)
+        );
+    }
+}
