@@ -12,6 +12,7 @@ mod log;
 mod output;
 mod pack;
 mod query;
+mod retention;
 mod trust;
 
 use std::io::{self, IsTerminal, Write};
@@ -128,6 +129,12 @@ enum Command {
     Export(pack::ExportArgs),
     /// Verify an evidence pack offline, without the vault (exit 0 verified, 4 not).
     VerifyPack(pack::VerifyPackArgs),
+    /// How long evidence is kept: show or set the retention policy (docs/retention.md).
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
+    /// Legal holds: records they select are never deleted while they are active.
+    #[command(subcommand)]
+    Hold(retention::HoldCommand),
 }
 
 #[derive(Subcommand)]
@@ -315,6 +322,8 @@ fn run_command(cli: Cli) -> Result<(), Error> {
         Command::Search(command) => query::search(g, command),
         Command::Export(args) => pack::export(g, args),
         Command::VerifyPack(args) => pack::verify_pack(g, args),
+        Command::Retention(command) => retention::retention(g, command),
+        Command::Hold(command) => retention::hold(g, command),
         Command::Verify { .. } | Command::VerifyLayout(_) => {
             Err(Error::Internal("verify is dispatched before".into()))
         }

@@ -158,16 +158,17 @@ pub fn verify_layout(g: &Global, args: &LayoutArgs) -> Result<std::process::Exit
 /// Exit code of `evault verify` when the record is not verified.
 pub const NOT_VERIFIED: u8 = 7;
 
-fn local(g: &Global) -> Result<Vault, Error> {
+/// The local vault, for commands that do not work over `--server` yet (`what` names them).
+pub(crate) fn local(g: &Global, what: &str) -> Result<Vault, Error> {
     if g.server.is_some() {
-        return Err(Error::Invalid(
-            "trust and verify work on a local vault directory for now; drop --server".into(),
-        ));
+        return Err(Error::Invalid(format!(
+            "{what} work on a local vault directory for now; drop --server"
+        )));
     }
     Vault::open(&g.data_dir)
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
+pub(crate) fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
     let meta = std::fs::metadata(path)
         .map_err(|e| Error::Invalid(format!("{}: cannot read: {e}", path.display())))?;
     if meta.len() > 16 << 20 {
@@ -180,7 +181,7 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
 }
 
 pub fn run(g: &Global, command: TrustCommand) -> Result<(), Error> {
-    let vault = local(g)?;
+    let vault = local(g, "trust and verify")?;
     let by = actor(g)?;
     let done = |value: serde_json::Value, text: String| {
         if g.json {
@@ -317,7 +318,7 @@ pub fn run(g: &Global, command: TrustCommand) -> Result<(), Error> {
 
 /// `evault verify RECORD_ID`: re-verify under the trust in force and print the reasoning.
 pub fn verify(g: &Global, id: &str) -> Result<std::process::ExitCode, Error> {
-    let vault = local(g)?;
+    let vault = local(g, "trust and verify")?;
     let record = vault.record(id)?;
     let check = vault.verify_record(&record, &actor(g)?)?;
     if g.json {

@@ -11,9 +11,10 @@ CREATE TABLE record_retention (
 ) STRICT;
 CREATE INDEX record_retention_until ON record_retention (retain_until);
 
--- Every retention policy set, newest last; the newest is in force. Empty: the default policy.
-CREATE TABLE retention_policies (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+-- The retention policy in force (one row, `name` = 'current'; none: the default policy). Every
+-- policy ever set is in the tamper-evident log, as the state of subject retention-policy/current.
+CREATE TABLE retention_policy (
+    name    TEXT PRIMARY KEY NOT NULL CHECK (name = 'current'),
     policy  TEXT NOT NULL,   -- TOML, as `evault retention show` prints it
     set_at  TEXT NOT NULL,
     set_by  TEXT NOT NULL

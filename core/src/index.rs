@@ -304,6 +304,41 @@ impl SqliteIndex {
     }
 }
 
+/// Logged changes through `dyn` (the vault holds its index as a trait object): one
+/// transaction, with an appender for its log entries.
+pub trait Changes {
+    /// Runs `change` in one write transaction with the log's appender, and commits.
+    fn change_dyn(
+        &self,
+        change: &mut dyn FnMut(&rusqlite::Transaction<'_>, &mut Appender<'_>) -> Result<()>,
+    ) -> Result<()>;
+}
+
+impl Changes for SqliteIndex {
+    fn change_dyn(
+        &self,
+        change: &mut dyn FnMut(&rusqlite::Transaction<'_>, &mut Appender<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.change(|tx, log| change(tx, log))
+    }
+}
+
+/// Runs `f` as one logged change of `index` and returns its result.
+pub(crate) fn on_change<T>(
+    index: &dyn Changes,
+    f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Appender<'_>) -> Result<T>,
+) -> Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    index.change_dyn(&mut |tx, log| {
+        if let Some(f) = f.take() {
+            out = Some(f(tx, log)?);
+        }
+        Ok(())
+    })?;
+    out.ok_or_else(|| Error::Internal("the change did not run".into()))
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let latest = schema_version();

@@ -56,8 +56,9 @@ pub struct Record {
     /// Is the evidence signed by someone the vault trusts? (`None` only for records pushed
     /// before verification existed.)
     pub verification: Option<Verification>,
-    /// How long it is kept (`None` only in a push's answer from an older server).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How long it is kept (`None` only from an older server, or for a record already present
+    /// in a push's answer before retention existed).
+    #[serde(default)]
     pub retention: Option<crate::retention::Retention>,
 }
 

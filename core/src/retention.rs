@@ -11,12 +11,14 @@
 //! Retention is never shortened here.
 
 use chrono::{DateTime, Utc};
-use evault_retention::{Policy, RecordFacts};
+use evault_retention::{Hold, HoldSelector, Mode, Policy, RecordFacts, Release};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::log::state::{HOLDS, RECORDS, RETENTION_POLICY};
 use crate::record::format_time;
+use crate::vault::Vault;
 
 /// How long a record is kept, shown with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +33,7 @@ pub struct Retention {
 pub(crate) fn policy_in_force(conn: &Connection) -> Result<Policy> {
     let text: Option<String> = conn
         .query_row(
-            "SELECT policy FROM retention_policies ORDER BY seq DESC LIMIT 1",
+            "SELECT policy FROM retention_policy WHERE name = 'current'",
             [],
             |r| r.get(0),
         )
@@ -134,6 +136,15 @@ pub(crate) fn assign(
             }
         }
     }
+    // Never shorter than it was (a policy re-applied to stored records only lengthens).
+    let before: Option<(String, String)> = conn
+        .prepare_cached("SELECT retain_until, rule FROM record_retention WHERE record_id = ?1")?
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (until, rule) = match before {
+        Some((was, was_rule)) if was >= until => (was, was_rule),
+        _ => (until, rule),
+    };
     conn.prepare_cached(
         "INSERT OR REPLACE INTO record_retention (record_id, retain_until, rule) \
          VALUES (?1, ?2, ?3)",
@@ -146,6 +157,255 @@ pub(crate) fn assign(
         },
         extended,
     ))
+}
+
+/// The retention policy in force, as `evault retention show` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyView {
+    /// `compliance` or `governance`.
+    pub mode: Mode,
+    /// The policy as TOML (what `retention set --file` takes).
+    pub policy: String,
+    /// When and by whom it was set; `None` for the default policy.
+    pub set_at: Option<String>,
+    pub set_by: Option<String>,
+}
+
+/// What `evault retention set` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicySet {
+    pub policy: PolicyView,
+    /// Stored records whose `retain_until` the new policy lengthened (never shortened).
+    pub records_extended: u64,
+    /// The log entry of the change.
+    pub log_index: u64,
+}
+
+fn policy_view(conn: &Connection) -> Result<PolicyView> {
+    let row: Option<(String, String, String)> = conn
+        .query_row(
+            "SELECT policy, set_at, set_by FROM retention_policy WHERE name = 'current'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let policy = policy_in_force(conn)?;
+    Ok(match row {
+        Some((text, at, by)) => PolicyView {
+            mode: policy.mode,
+            policy: text,
+            set_at: Some(at),
+            set_by: Some(by),
+        },
+        None => PolicyView {
+            mode: policy.mode,
+            policy: policy.to_toml(),
+            set_at: None,
+            set_by: None,
+        },
+    })
+}
+
+fn hold_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Hold> {
+    let selector: String = r.get(2)?;
+    let time = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+        Ok(r.get::<_, Option<String>>(i)?
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)))
+    };
+    let created_at = time(3)?.unwrap_or_default();
+    let released = match (time(5)?, r.get::<_, Option<String>>(6)?, r.get(7)?) {
+        (Some(at), Some(by), Some(reason)) => Some(Release { at, by, reason }),
+        _ => None,
+    };
+    Ok(Hold {
+        name: r.get(0)?,
+        reason: r.get(1)?,
+        selector: serde_json::from_str(&selector).unwrap_or_default(),
+        created_at,
+        created_by: r.get(4)?,
+        released,
+    })
+}
+
+/// Every hold, active and released, by name.
+pub(crate) fn holds(conn: &Connection) -> Result<Vec<Hold>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, reason, selector, created_at, created_by, released_at, released_by, \
+         release_reason FROM holds ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], hold_from_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row?);
+    }
+    Ok(out)
+}
+
+impl Vault {
+    /// The retention policy in force.
+    pub fn retention_policy(&self) -> Result<PolicyView> {
+        crate::query::on_snapshot(self.index.as_ref(), policy_view)
+    }
+
+    /// Replaces the retention policy by `text` (TOML) and re-applies it to every stored record,
+    /// which only ever lengthens retention. Under a compliance policy, a policy that would
+    /// shorten anything, or switch to governance, is refused and nothing changes.
+    pub fn set_retention_policy(&self, text: &str, actor: &str) -> Result<PolicySet> {
+        let new = Policy::from_toml(text)
+            .map_err(|e| Error::Invalid(format!("invalid retention policy: {e}")))?;
+        let now = format_time(Utc::now());
+        crate::index::on_change(self.index.as_ref(), |tx, log| {
+            let old = policy_in_force(tx)?;
+            Policy::check_change(&old, &new).map_err(|e| {
+                Error::Forbidden(format!(
+                    "refused: the policy in force is in compliance mode, where retention can \
+                     only be extended: {}",
+                    e.problems.join("; ")
+                ))
+            })?;
+            tx.execute(
+                "INSERT OR REPLACE INTO retention_policy (name, policy, set_at, set_by) \
+                 VALUES ('current', ?1, ?2, ?3)",
+                params![new.to_toml(), now, actor],
+            )?;
+            let log_index =
+                log.record("retention.policy", RETENTION_POLICY, "current", actor, None)?;
+            let ids: Vec<String> = tx
+                .prepare("SELECT id FROM records ORDER BY seq")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut changed = std::collections::BTreeSet::new();
+            for id in &ids {
+                let before: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT retain_until FROM record_retention WHERE record_id = ?1",
+                    )?
+                    .query_row(params![id], |r| r.get(0))
+                    .optional()?;
+                let (after, extended) = assign(tx, &new, id)?;
+                if before.as_deref() != Some(after.retain_until.as_str()) {
+                    changed.insert(id.clone());
+                }
+                changed.extend(extended);
+            }
+            for id in &changed {
+                log.record("record.retention", RECORDS, id, actor, None)?;
+            }
+            Ok(PolicySet {
+                policy: policy_view(tx)?,
+                records_extended: changed.len() as u64,
+                log_index,
+            })
+        })
+    }
+
+    /// Every legal hold, active and released.
+    pub fn holds(&self) -> Result<Vec<Hold>> {
+        crate::query::on_snapshot(self.index.as_ref(), holds)
+    }
+
+    /// Places a legal hold: records matching `selector`, stored now or later, are never deleted
+    /// while it is active.
+    pub fn add_hold(
+        &self,
+        name: &str,
+        reason: &str,
+        selector: HoldSelector,
+        actor: &str,
+    ) -> Result<Hold> {
+        let hold = Hold {
+            name: name.to_string(),
+            reason: reason.trim().to_string(),
+            selector,
+            created_at: Utc::now(),
+            created_by: actor.to_string(),
+            released: None,
+        };
+        hold.validate()
+            .map_err(|e| Error::Invalid(format!("invalid hold '{name}': {e}")))?;
+        let selector = serde_json::to_string(&hold.selector)
+            .map_err(|e| Error::Internal(format!("cannot encode a hold selector: {e}")))?;
+        crate::index::on_change(self.index.as_ref(), |tx, log| {
+            let exists: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT released_at FROM holds WHERE name = ?1",
+                    params![hold.name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match exists {
+                Some(None) => {
+                    return Err(Error::Conflict(format!(
+                        "hold '{}' already exists and is active",
+                        hold.name
+                    )));
+                }
+                Some(Some(at)) => {
+                    return Err(Error::Conflict(format!(
+                        "hold '{}' existed and was released at {at}; names are not reused, so \
+                         the record of that hold stays as it was: choose another name",
+                        hold.name
+                    )));
+                }
+                None => {}
+            }
+            tx.execute(
+                "INSERT INTO holds (name, reason, selector, created_at, created_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    hold.name,
+                    hold.reason,
+                    selector,
+                    format_time(hold.created_at),
+                    hold.created_by
+                ],
+            )?;
+            log.record("hold.added", HOLDS, &hold.name, actor, Some(&hold.reason))?;
+            Ok(())
+        })?;
+        Ok(hold)
+    }
+
+    /// Releases an active hold; the records it kept follow their retention again.
+    pub fn release_hold(&self, name: &str, reason: &str, actor: &str) -> Result<Hold> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::Invalid(format!(
+                "releasing hold '{name}' needs a reason (--reason)"
+            )));
+        }
+        let now = Utc::now();
+        crate::index::on_change(self.index.as_ref(), |tx, log| {
+            let released: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT released_at FROM holds WHERE name = ?1",
+                    params![name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match released {
+                None => return Err(Error::NotFound(format!("no hold named '{name}'"))),
+                Some(Some(at)) => {
+                    return Err(Error::Conflict(format!(
+                        "hold '{name}' was already released at {at}"
+                    )));
+                }
+                Some(None) => {}
+            }
+            tx.execute(
+                "UPDATE holds SET released_at = ?2, released_by = ?3, release_reason = ?4 \
+                 WHERE name = ?1",
+                params![name, format_time(now), actor, reason],
+            )?;
+            log.record("hold.released", HOLDS, name, actor, Some(reason))?;
+            Ok(())
+        })?;
+        self.holds()?
+            .into_iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| Error::Internal(format!("hold '{name}' vanished after its release")))
+    }
 }
 
 /// Fills `record_retention` for the records stored before retention existed (migration 8),

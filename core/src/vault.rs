@@ -43,12 +43,25 @@ pub struct Vault {
 
 /// Everything the vault keeps in its index: records and blobs, tokens, facts and trust.
 pub trait Index:
-    MetadataIndex + TokenStore + FactStore + TrustStore + LogStore + crate::query::Snapshots
+    MetadataIndex
+    + TokenStore
+    + FactStore
+    + TrustStore
+    + LogStore
+    + crate::query::Snapshots
+    + crate::index::Changes
 {
 }
 
-impl<T: MetadataIndex + TokenStore + FactStore + TrustStore + LogStore + crate::query::Snapshots>
-    Index for T
+impl<
+    T: MetadataIndex
+        + TokenStore
+        + FactStore
+        + TrustStore
+        + LogStore
+        + crate::query::Snapshots
+        + crate::index::Changes,
+> Index for T
 {
 }
 

@@ -84,8 +84,9 @@ pub(crate) fn size(conn: &Connection) -> Result<u64> {
     Ok(n.max(0) as u64)
 }
 
-/// Appends entries inside a transaction, then signs the resulting tree head.
-pub(crate) struct Appender<'c> {
+/// Appends entries inside a transaction, then signs the resulting tree head (public only as a
+/// parameter of [`crate::index::Changes`]; its methods are the crate's).
+pub struct Appender<'c> {
     conn: &'c Connection,
     signer: &'c LogSigner,
     frontier: Frontier,

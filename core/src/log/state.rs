@@ -2,9 +2,9 @@
 //!
 //! Every object the vault keeps is named by a *subject*: `record/<id>`, `blob/<digest>`,
 //! `token/<name>`, `trust-key/<name>`, `trust-identity/<name>`, `trust-root/<name>`,
-//! `trust-requirement/<pattern>`. Each log entry carries the complete new state of one subject
-//! (or `null` when it is removed), read back from the index inside the transaction that made the
-//! change. The state is the object's rows as stored, column by column, so `evault log verify`
+//! `trust-requirement/<pattern>`, `retention-policy/current`, `hold/<name>`. Each log entry
+//! carries the complete new state of one subject (or `null` when it is removed), read back from
+//! the index inside the transaction that made the change. The state is the object's rows as stored, column by column, so `evault log verify`
 //! can compare any row of the index with the newest entry for its subject using the very same
 //! function: an edited, inserted or deleted row shows up as a difference.
 //!
@@ -63,8 +63,19 @@ pub const TRUST_REQUIREMENTS: Table = Table {
     key: "pattern",
 };
 
+pub const RETENTION_POLICY: Table = Table {
+    prefix: "retention-policy",
+    table: "retention_policy",
+    key: "name",
+};
+pub const HOLDS: Table = Table {
+    prefix: "hold",
+    table: "holds",
+    key: "name",
+};
+
 /// Every kind of object the log accounts for.
-pub const TABLES: [Table; 7] = [
+pub const TABLES: [Table; 9] = [
     RECORDS,
     BLOBS,
     TOKENS,
@@ -72,6 +83,8 @@ pub const TABLES: [Table; 7] = [
     TRUST_IDENTITIES,
     TRUST_ROOTS,
     TRUST_REQUIREMENTS,
+    RETENTION_POLICY,
+    HOLDS,
 ];
 
 /// Rows that hang off an object and are part of its state, and rows that must have a parent:

@@ -1,0 +1,188 @@
+//! `evault retention ...` and `evault hold ...`: how long evidence is kept, and legal holds.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use evault_core::Error;
+use evault_retention::{Hold, HoldSelector};
+
+use crate::query::time_arg;
+use crate::trust::{local, read};
+use crate::{Global, actor, print_json, write_stdout};
+
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// Print the retention policy in force (TOML), with when and by whom it was set.
+    Show,
+    /// Replace the retention policy (TOML file) and re-apply it to every stored record, which
+    /// only ever lengthens retention. Under compliance mode a policy that shortens anything is
+    /// refused (exit 6).
+    Set {
+        #[arg(long, value_name = "POLICY.toml")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HoldCommand {
+    /// Place a legal hold: matching records, stored now or later, are never deleted while it
+    /// is active. Give at least one selector; all given must match.
+    Add(HoldArgs),
+    /// Release an active hold (it stays listed, with who released it and why).
+    Release {
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List holds (active ones; --all adds released ones).
+    Ls {
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct HoldArgs {
+    /// 1-64 characters of A-Z a-z 0-9 . _ -
+    name: String,
+    /// Why (a matter, a ticket); recorded in the tamper-evident log.
+    #[arg(long)]
+    reason: String,
+    /// Blueprint name or pattern (`*` wildcard).
+    #[arg(long)]
+    blueprint: Option<String>,
+    /// Blueprint version (with --blueprint).
+    #[arg(long)]
+    version: Option<String>,
+    /// Git commit, or a prefix of at least 7 hexadecimal characters.
+    #[arg(long)]
+    git_sha: Option<String>,
+    /// Record id, or a prefix of at least 8 hexadecimal characters.
+    #[arg(long)]
+    record: Option<String>,
+    /// Records ingested at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Records ingested before this time.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+pub fn retention(g: &Global, command: RetentionCommand) -> Result<(), Error> {
+    let vault = local(g, "retention and hold commands")?;
+    match command {
+        RetentionCommand::Show => {
+            let view = vault.retention_policy()?;
+            if g.json {
+                return print_json(&view);
+            }
+            let set = match (&view.set_at, &view.set_by) {
+                (Some(at), Some(by)) => format!("set {at} by {by}"),
+                _ => "the default: no policy has been set".into(),
+            };
+            write_stdout(&format!("# mode: {} ({set})\n{}", view.mode, view.policy))
+        }
+        RetentionCommand::Set { file } => {
+            let bytes = read(&file)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", file.display())))?;
+            let set = vault
+                .set_retention_policy(&text, &actor(g)?)
+                .map_err(|e| match e {
+                    Error::Invalid(m) => Error::Invalid(format!("{}: {m}", file.display())),
+                    other => other,
+                })?;
+            if g.json {
+                return print_json(&set);
+            }
+            write_stdout(&format!(
+                "retention policy set ({} mode, log entry {}); {} stored record(s) now kept \
+                 longer, none shorter\n",
+                set.policy.mode, set.log_index, set.records_extended
+            ))
+        }
+    }
+}
+
+pub fn hold(g: &Global, command: HoldCommand) -> Result<(), Error> {
+    let vault = local(g, "retention and hold commands")?;
+    match command {
+        HoldCommand::Add(a) => {
+            let selector = HoldSelector {
+                blueprint: a.blueprint,
+                version: a.version,
+                git_sha: a.git_sha,
+                record: a.record,
+                since: time_arg("--since", a.since.as_deref())?,
+                until: time_arg("--until", a.until.as_deref())?,
+            };
+            let hold = vault.add_hold(&a.name, &a.reason, selector, &actor(g)?)?;
+            if g.json {
+                return print_json(&hold);
+            }
+            write_stdout(&format!("hold {} placed: {}\n", hold.name, describe(&hold)))
+        }
+        HoldCommand::Release { name, reason } => {
+            let hold = vault.release_hold(&name, &reason, &actor(g)?)?;
+            if g.json {
+                return print_json(&hold);
+            }
+            write_stdout(&format!(
+                "hold {} released; its records follow their retention again\n",
+                hold.name
+            ))
+        }
+        HoldCommand::Ls { all } => {
+            let holds: Vec<Hold> = vault
+                .holds()?
+                .into_iter()
+                .filter(|h| all || h.is_active())
+                .collect();
+            if g.json {
+                return print_json(&holds);
+            }
+            if holds.is_empty() {
+                return write_stdout(if all {
+                    "no holds\n"
+                } else {
+                    "no active holds\n"
+                });
+            }
+            let mut out = String::new();
+            for h in &holds {
+                let state = match &h.released {
+                    None => "active".to_string(),
+                    Some(r) => format!("released {} by {}: {}", r.at.to_rfc3339(), r.by, r.reason),
+                };
+                out.push_str(&format!(
+                    "{}  {}  {}\n  reason: {}  (placed {} by {})\n",
+                    h.name,
+                    state,
+                    describe(h),
+                    h.reason,
+                    h.created_at.to_rfc3339(),
+                    h.created_by
+                ));
+            }
+            write_stdout(&out)
+        }
+    }
+}
+
+/// A hold's selectors, as `key=value` pairs.
+fn describe(h: &Hold) -> String {
+    let s = &h.selector;
+    let mut parts = Vec::new();
+    let mut add = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            parts.push(format!("{k}={v}"));
+        }
+    };
+    add("blueprint", s.blueprint.clone());
+    add("version", s.version.clone());
+    add("git-sha", s.git_sha.clone());
+    add("record", s.record.clone());
+    add("since", s.since.map(|t| t.to_rfc3339()));
+    add("until", s.until.map(|t| t.to_rfc3339()));
+    parts.join(" ")
+}

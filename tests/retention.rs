@@ -1,0 +1,224 @@
+//! Retention policies and legal holds through the real binary (issue 7): the policy in force,
+//! compliance refusing to shorten anything, re-application that only lengthens, holds and
+//! their errors, and the tamper-evident log covering all of it.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{BLUEPRINT, Vault, str_field, with_links};
+use serde_json::Value;
+
+const SBOM: &str = r#"{"bomFormat":"CycloneDX","specVersion":"1.5","version":1,"components":[]}"#;
+
+fn retention(record: &Value) -> (String, String) {
+    (
+        str_field(&record["retention"], "retain_until"),
+        str_field(&record["retention"], "rule"),
+    )
+}
+
+fn years_after(until: &str, from: &str) -> i32 {
+    assert_eq!(
+        until[4..],
+        from[4..],
+        "{until} vs {from}: same day and time"
+    );
+    until[..4].parse::<i32>().unwrap() - from[..4].parse::<i32>().unwrap()
+}
+
+#[test]
+fn a_compliance_policy_only_ever_lengthens_retention() {
+    let v = Vault::initialised();
+    v.write("sbom.json", SBOM);
+    let sbom = v.push_json(with_links(&["sbom.json"])).remove(0);
+    let ingested = str_field(&sbom, "ingested_at");
+    assert_eq!(retention(&sbom).1, "default: 1y");
+    assert_eq!(years_after(&retention(&sbom).0, &ingested), 1);
+
+    // The default policy is shown as a policy file would say it.
+    let shown = v.run(["retention", "show"]).success().stdout_text();
+    assert!(
+        shown.starts_with("# mode: governance (the default"),
+        "{shown}"
+    );
+    assert!(shown.contains("mode = \"governance\""), "{shown}");
+
+    // Compliance, SBOMs of this blueprint 3 years: the stored SBOM is lengthened.
+    let policy = format!(
+        "mode = \"compliance\"\ndefault = \"1y\"\n\n[[rule]]\nkind = \"sbom\"\n\
+         blueprint = \"{BLUEPRINT}\"\nperiod = \"3y\"\n"
+    );
+    v.write("policy.toml", &policy);
+    let set = v
+        .run(["--json", "retention", "set", "--file", "policy.toml"])
+        .success()
+        .json();
+    assert_eq!(set["records_extended"], 1, "{set:#}");
+    assert_eq!(set["policy"]["mode"], "compliance");
+    let kept = v.show_json(&str_field(&sbom, "id"));
+    assert_eq!(years_after(&retention(&kept).0, &ingested), 3);
+    assert_eq!(
+        retention(&kept).1,
+        format!("rule 1 (kind=sbom, blueprint={BLUEPRINT}): 3y")
+    );
+
+    // Shortening it again, or leaving compliance, is refused and changes nothing.
+    let before = v.snapshot();
+    for (name, text) in [
+        ("shorter.toml", policy.replace("3y", "2y")),
+        (
+            "governance.toml",
+            policy.replace("compliance", "governance"),
+        ),
+    ] {
+        v.write(name, &text);
+        let run = v.run(["retention", "set", "--file", name]);
+        assert_eq!(run.code, 6, "{run:?}");
+        assert!(run.stderr.contains("compliance mode"), "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    }
+    assert_eq!(
+        v.snapshot(),
+        before,
+        "a refused policy leaves the vault unchanged"
+    );
+
+    // A longer one is accepted; a bad file is named with the reason.
+    v.write("longer.toml", policy.replace("3y", "5y"));
+    v.run(["retention", "set", "--file", "longer.toml"])
+        .success();
+    let kept = v.show_json(&str_field(&sbom, "id"));
+    assert_eq!(years_after(&retention(&kept).0, &ingested), 5);
+    v.write("bad.toml", "mode = \"compliance\"\ndefault = \"1x\"\n");
+    v.run(["retention", "set", "--file", "bad.toml"])
+        .fails(2, &["bad.toml", "default"]);
+
+    let verified = v.run(["log", "verify"]).success().stdout_text();
+    assert!(verified.contains("the log verifies"), "{verified}");
+}
+
+#[test]
+fn under_governance_a_shorter_policy_applies_to_new_records_only() {
+    let v = Vault::initialised();
+    v.write("sbom.json", SBOM);
+    let old = v.push_json(with_links(&["sbom.json"])).remove(0);
+    v.write("short.toml", "mode = \"governance\"\ndefault = \"90d\"\n");
+    let set = v
+        .run(["--json", "retention", "set", "--file", "short.toml"])
+        .success()
+        .json();
+    assert_eq!(set["records_extended"], 0);
+    assert_eq!(
+        retention(&v.show_json(&str_field(&old, "id"))),
+        retention(&old),
+        "stored records are never shortened"
+    );
+    v.write(
+        "other.json",
+        SBOM.replace("[]", "[{\"name\":\"x\",\"type\":\"library\"}]"),
+    );
+    let new = v.push_json(with_links(&["other.json"])).remove(0);
+    assert_eq!(retention(&new).1, "default: 90d");
+}
+
+#[test]
+fn legal_holds_are_placed_listed_and_released_in_the_log() {
+    let v = Vault::initialised().with_actor("legal");
+    v.run([
+        "hold",
+        "add",
+        "case-42",
+        "--reason",
+        "Acme v. Example, matter 42",
+        "--blueprint",
+        "checkout-*",
+        "--since",
+        "2026-01-01",
+    ])
+    .success();
+    let holds = v.run(["--json", "hold", "ls"]).success().json();
+    assert_eq!(holds.as_array().map(Vec::len), Some(1), "{holds:#}");
+    assert_eq!(holds[0]["name"], "case-42");
+    assert_eq!(holds[0]["created_by"], "legal");
+    assert_eq!(holds[0]["selector"]["blueprint"], "checkout-*");
+    assert_eq!(holds[0]["selector"]["since"], "2026-01-01T00:00:00Z");
+
+    // Errors, each one line with its exit code, none changing anything.
+    let before = v.snapshot();
+    v.run([
+        "hold",
+        "add",
+        "case-42",
+        "--reason",
+        "again",
+        "--blueprint",
+        "x",
+    ])
+    .fails(2, &["hold 'case-42' already exists and is active"]);
+    v.run(["hold", "add", "wide", "--reason", "everything"])
+        .fails(2, &["invalid hold 'wide'", "selector"]);
+    v.run([
+        "hold",
+        "add",
+        "bad name",
+        "--reason",
+        "r",
+        "--blueprint",
+        "x",
+    ])
+    .fails(2, &["invalid hold 'bad name'"]);
+    v.run(["hold", "add", "v", "--reason", "r", "--version", "1.0.0"])
+        .fails(2, &["version"]);
+    v.run(["hold", "add", "t", "--reason", "r", "--since", "yesterday"])
+        .fails(2, &["--since"]);
+    v.run(["hold", "release", "nope", "--reason", "r"])
+        .fails(3, &["no hold named 'nope'"]);
+    v.run(["hold", "release", "case-42", "--reason", "  "])
+        .fails(2, &["needs a reason"]);
+    v.run(["--server", "http://127.0.0.1:9", "hold", "ls"])
+        .fails(2, &["drop --server"]);
+    assert_eq!(v.snapshot(), before);
+
+    v.run(["hold", "release", "case-42", "--reason", "settled"])
+        .success();
+    assert_eq!(
+        v.run(["--json", "hold", "ls"]).success().json(),
+        Value::Array(Vec::new())
+    );
+    let all = v.run(["--json", "hold", "ls", "--all"]).success().json();
+    assert_eq!(all[0]["released"]["reason"], "settled");
+    assert_eq!(all[0]["released"]["by"], "legal");
+    v.run(["hold", "release", "case-42", "--reason", "twice"])
+        .fails(2, &["already released"]);
+    v.run([
+        "hold",
+        "add",
+        "case-42",
+        "--reason",
+        "r",
+        "--blueprint",
+        "x",
+    ])
+    .fails(2, &["names are not reused"]);
+
+    // Both changes are log entries with their reasons, and an edited hold is found.
+    let out = v.run(["--json", "log", "entries"]).success().stdout_text();
+    let hold_entries: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|e| serde_json::from_str::<Value>(e["entry"].as_str().unwrap()).unwrap())
+        .filter(|e| e["subject"] == "hold/case-42")
+        .collect();
+    assert_eq!(hold_entries.len(), 2, "{out}");
+    assert_eq!(hold_entries[0]["type"], "hold.added");
+    assert_eq!(hold_entries[1]["type"], "hold.released");
+    assert_eq!(hold_entries[1]["reason"], "settled");
+    v.run(["log", "verify"]).success();
+    let conn = rusqlite::Connection::open(v.data_dir().join("index.db")).unwrap();
+    conn.execute("UPDATE holds SET released_at = NULL", [])
+        .unwrap();
+    drop(conn);
+    let run = v.run(["log", "verify"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout_text().contains("case-42"), "{run:?}");
+}
