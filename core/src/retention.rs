@@ -72,16 +72,7 @@ pub(crate) fn assign(
         "SELECT kind, blueprint_name, blueprint_version, git_sha, environment, ingested_at \
          FROM records WHERE id = ?1",
         params![id],
-        |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        },
+        |r| r.try_into(),
     )?;
     let facts = RecordFacts {
         kind: &kind,

@@ -529,7 +529,7 @@ fn write_changes(conn: &Connection, condition: &str, params: &[&dyn ToSql]) -> R
 /// Where the `changes` table disagrees with the deploy and rollback records and documents it
 /// is derived from (for `evault fsck`): a missing, extra or altered row, one line each.
 pub(crate) fn check_changes(conn: &Connection) -> Result<Vec<String>> {
-    let mut expected: BTreeMap<String, ChangeRow2> = BTreeMap::new();
+    let mut expected: BTreeMap<String, StoredChange> = BTreeMap::new();
     let mut select = conn.prepare(
         "SELECT r.id, r.kind, r.blueprint_name, r.blueprint_version, r.git_sha, r.producer, \
          r.ingested_at, r.seq, f.native FROM records r JOIN blob_facts f ON f.digest = r.digest \
@@ -545,23 +545,9 @@ pub(crate) fn check_changes(conn: &Connection) -> Result<Vec<String>> {
         "SELECT blueprint_name, environment, time_us, seq, record_id, kind, version, time, \
          artifact, takes_effect, ingested_at FROM changes",
     )?;
-    let rows = stored.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-            r.get(9)?,
-            r.get(10)?,
-        ))
-    })?;
+    let rows = stored.query_map([], |r| StoredChange::try_from(r))?;
     for row in rows {
-        let row: ChangeRow2 = row?;
+        let row: StoredChange = row?;
         match expected.remove(&row.4) {
             None => problems.push(format!(
                 "changes: a row names record {}, which is no deploy or rollback with a readable \
@@ -585,7 +571,7 @@ pub(crate) fn check_changes(conn: &Connection) -> Result<Vec<String>> {
 }
 
 /// A `changes` row, in column order.
-type ChangeRow2 = (
+type StoredChange = (
     String,
     String,
     i64,
@@ -599,7 +585,7 @@ type ChangeRow2 = (
     String,
 );
 
-fn changes_row(c: &Change) -> ChangeRow2 {
+fn changes_row(c: &Change) -> StoredChange {
     (
         c.blueprint.clone(),
         c.environment.clone(),
@@ -634,17 +620,7 @@ type ChangeRow = (
 );
 
 fn change_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    ))
+    ChangeRow::try_from(r)
 }
 
 /// A change from its record and native document; `None` if the document cannot be read
