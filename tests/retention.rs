@@ -4,9 +4,12 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/server.rs"]
+mod server_common;
 
 use common::{BLUEPRINT, Vault, str_field, with_links};
-use serde_json::Value;
+use serde_json::{Value, json};
+use server_common::{Req, Server};
 
 const SBOM: &str = r#"{"bomFormat":"CycloneDX","specVersion":"1.5","version":1,"components":[]}"#;
 
@@ -175,8 +178,6 @@ fn legal_holds_are_placed_listed_and_released_in_the_log() {
         .fails(3, &["no hold named 'nope'"]);
     v.run(["hold", "release", "case-42", "--reason", "  "])
         .fails(2, &["needs a reason"]);
-    v.run(["--server", "http://127.0.0.1:9", "hold", "ls"])
-        .fails(2, &["drop --server"]);
     assert_eq!(v.snapshot(), before);
 
     v.run(["hold", "release", "case-42", "--reason", "settled"])
@@ -221,4 +222,100 @@ fn legal_holds_are_placed_listed_and_released_in_the_log() {
     let run = v.run(["log", "verify"]);
     assert_eq!(run.code, 4, "{run:?}");
     assert!(run.stdout_text().contains("case-42"), "{run:?}");
+}
+
+/// Over HTTP: admins set the policy and place holds, auditors read them, pushers do neither;
+/// who acted is the token's name, and a body naming someone else is refused.
+#[test]
+fn over_http_only_admins_change_retention_and_the_actor_is_the_token() {
+    let server = Server::start();
+    let admin = server.token("records-officer", "admin", &[], None);
+    let auditor = server.token("auditor", "auditor", &[], None);
+    let ci = server.token("ci", "pusher", &[], None);
+    let remote = |token: &str, args: &[&str]| server_common::remote(&server, Some(token), args);
+
+    let policy = "mode = \"governance\"\ndefault = \"2y\"\n";
+    let path = std::env::temp_dir().join(format!("evault-policy-{}.toml", std::process::id()));
+    std::fs::write(&path, policy).unwrap();
+    let file = path.to_str().unwrap();
+    let run = remote(&ci, &["retention", "set", "--file", file]);
+    assert_eq!(run.code, 6, "{run:?}");
+    let set = remote(&admin, &["--json", "retention", "set", "--file", file]);
+    assert_eq!(set.code, 0, "{set:?}");
+    let shown = remote(&auditor, &["--json", "retention", "show"]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    let shown = shown.json();
+    assert_eq!(shown["set_by"], "records-officer");
+    assert!(
+        shown["policy"]
+            .as_str()
+            .unwrap()
+            .contains("default = \"2y\""),
+        "{shown:#}"
+    );
+    std::fs::remove_file(&path).unwrap();
+
+    let add = remote(
+        &admin,
+        &[
+            "--json",
+            "hold",
+            "add",
+            "audit-2026",
+            "--reason",
+            "SOC 2 period",
+            "--git-sha",
+            "abcdef1",
+        ],
+    );
+    assert_eq!(add.code, 0, "{add:?}");
+    assert_eq!(add.json()["created_by"], "records-officer");
+    assert_eq!(remote(&ci, &["hold", "ls"]).code, 6);
+    let listed = remote(&auditor, &["--json", "hold", "ls"]);
+    assert_eq!(listed.json()[0]["name"], "audit-2026", "{listed:?}");
+    assert_eq!(
+        remote(
+            &auditor,
+            &["hold", "release", "audit-2026", "--reason", "x"]
+        )
+        .code,
+        6
+    );
+
+    // The body cannot name the actor; unknown fields are a 400.
+    let forged = server.send(
+        Req::new("POST", "/v1/holds")
+            .token(&admin)
+            .header("content-type", "application/json")
+            .body(
+                json!({"name": "h2", "reason": "r", "blueprint": "x", "created_by": "someone"})
+                    .to_string(),
+            ),
+    );
+    assert_eq!(forged.status, 400, "{}", forged.text());
+    let missing = server.send(
+        Req::new("POST", "/v1/holds/nope/release")
+            .token(&admin)
+            .header("content-type", "application/json")
+            .body(json!({"reason": "r"}).to_string()),
+    );
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    let released = remote(
+        &admin,
+        &[
+            "--json",
+            "hold",
+            "release",
+            "audit-2026",
+            "--reason",
+            "closed",
+        ],
+    );
+    assert_eq!(released.code, 0, "{released:?}");
+    assert_eq!(released.json()["released"]["by"], "records-officer");
+    let again = remote(
+        &admin,
+        &["hold", "release", "audit-2026", "--reason", "closed"],
+    );
+    assert_eq!(again.code, 2, "{again:?}");
 }

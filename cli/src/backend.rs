@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use evault_core::auth::{NewToken, Role, TokenInfo};
 use evault_core::index::IndexStats;
 use evault_core::ingest::{LinkArgs, PushProgress, PushRequest, PushSource, PushedRecord};
+use evault_core::retention::{PolicySet, PolicyView};
 use evault_core::vault::FsckReport;
 use evault_core::{Cursor, Digest, Error, Record, RecordFilter, RecordView, Vault};
+use evault_retention::{Hold, HoldSelector};
 use evault_schema::Kind;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -148,6 +150,71 @@ impl Backend {
                 let body = serde_json::json!({"name": name, "role": role, "scopes": scopes, "expires": expires});
                 remote.send_json("POST", "/v1/tokens", Some(body))
             }
+        }
+    }
+
+    pub fn retention_policy(&self) -> Result<PolicyView, Error> {
+        match self {
+            Backend::Local { vault, .. } => vault.retention_policy(),
+            Backend::Remote(remote) => remote.get_json("/v1/retention/policy"),
+        }
+    }
+
+    pub fn set_retention_policy(&self, policy: &str) -> Result<PolicySet, Error> {
+        match self {
+            Backend::Local { vault, actor } => {
+                let actor = actor.clone().map_err(Error::Invalid)?;
+                vault.set_retention_policy(policy, &actor)
+            }
+            Backend::Remote(remote) => remote.send_json(
+                "PUT",
+                "/v1/retention/policy",
+                Some(serde_json::json!({ "policy": policy })),
+            ),
+        }
+    }
+
+    /// Every hold (`all`), or the active ones.
+    pub fn holds(&self, all: bool) -> Result<Vec<Hold>, Error> {
+        let holds: Vec<Hold> = match self {
+            Backend::Local { vault, .. } => vault.holds()?,
+            Backend::Remote(remote) => remote.get_json(&format!("/v1/holds?all={all}"))?,
+        };
+        Ok(holds.into_iter().filter(|h| all || h.is_active()).collect())
+    }
+
+    pub fn add_hold(
+        &self,
+        name: &str,
+        reason: &str,
+        selector: HoldSelector,
+    ) -> Result<Hold, Error> {
+        match self {
+            Backend::Local { vault, actor } => {
+                let actor = actor.clone().map_err(Error::Invalid)?;
+                vault.add_hold(name, reason, selector, &actor)
+            }
+            Backend::Remote(remote) => {
+                let mut body = serde_json::to_value(&selector)
+                    .map_err(|e| Error::Internal(format!("cannot encode a hold: {e}")))?;
+                body["name"] = name.into();
+                body["reason"] = reason.into();
+                remote.send_json("POST", "/v1/holds", Some(body))
+            }
+        }
+    }
+
+    pub fn release_hold(&self, name: &str, reason: &str) -> Result<Hold, Error> {
+        match self {
+            Backend::Local { vault, actor } => {
+                let actor = actor.clone().map_err(Error::Invalid)?;
+                vault.release_hold(name, reason, &actor)
+            }
+            Backend::Remote(remote) => remote.send_json(
+                "POST",
+                &format!("/v1/holds/{}/release", encode(name)),
+                Some(serde_json::json!({ "reason": reason })),
+            ),
         }
     }
 
@@ -367,6 +434,12 @@ impl Remote {
                 .delete(&url)
                 .header("authorization", &auth)
                 .call(),
+            ("PUT", Some(body)) => self
+                .agent
+                .put(&url)
+                .header("authorization", &auth)
+                .header("content-type", "application/json")
+                .send(body.to_string()),
             (_, Some(body)) => self
                 .agent
                 .post(&url)

@@ -7,8 +7,8 @@ use evault_core::Error;
 use evault_retention::{Hold, HoldSelector};
 
 use crate::query::time_arg;
-use crate::trust::{local, read};
-use crate::{Global, actor, print_json, write_stdout};
+use crate::trust::read;
+use crate::{Global, backend, print_json, write_stdout};
 
 #[derive(Subcommand)]
 pub enum RetentionCommand {
@@ -69,7 +69,7 @@ pub struct HoldArgs {
 }
 
 pub fn retention(g: &Global, command: RetentionCommand) -> Result<(), Error> {
-    let vault = local(g, "retention and hold commands")?;
+    let vault = backend(g)?;
     match command {
         RetentionCommand::Show => {
             let view = vault.retention_policy()?;
@@ -86,12 +86,10 @@ pub fn retention(g: &Global, command: RetentionCommand) -> Result<(), Error> {
             let bytes = read(&file)?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", file.display())))?;
-            let set = vault
-                .set_retention_policy(&text, &actor(g)?)
-                .map_err(|e| match e {
-                    Error::Invalid(m) => Error::Invalid(format!("{}: {m}", file.display())),
-                    other => other,
-                })?;
+            let set = vault.set_retention_policy(&text).map_err(|e| match e {
+                Error::Invalid(m) => Error::Invalid(format!("{}: {m}", file.display())),
+                other => other,
+            })?;
             if g.json {
                 return print_json(&set);
             }
@@ -105,7 +103,7 @@ pub fn retention(g: &Global, command: RetentionCommand) -> Result<(), Error> {
 }
 
 pub fn hold(g: &Global, command: HoldCommand) -> Result<(), Error> {
-    let vault = local(g, "retention and hold commands")?;
+    let vault = backend(g)?;
     match command {
         HoldCommand::Add(a) => {
             let selector = HoldSelector {
@@ -116,14 +114,14 @@ pub fn hold(g: &Global, command: HoldCommand) -> Result<(), Error> {
                 since: time_arg("--since", a.since.as_deref())?,
                 until: time_arg("--until", a.until.as_deref())?,
             };
-            let hold = vault.add_hold(&a.name, &a.reason, selector, &actor(g)?)?;
+            let hold = vault.add_hold(&a.name, &a.reason, selector)?;
             if g.json {
                 return print_json(&hold);
             }
             write_stdout(&format!("hold {} placed: {}\n", hold.name, describe(&hold)))
         }
         HoldCommand::Release { name, reason } => {
-            let hold = vault.release_hold(&name, &reason, &actor(g)?)?;
+            let hold = vault.release_hold(&name, &reason)?;
             if g.json {
                 return print_json(&hold);
             }
@@ -133,11 +131,7 @@ pub fn hold(g: &Global, command: HoldCommand) -> Result<(), Error> {
             ))
         }
         HoldCommand::Ls { all } => {
-            let holds: Vec<Hold> = vault
-                .holds()?
-                .into_iter()
-                .filter(|h| all || h.is_active())
-                .collect();
+            let holds: Vec<Hold> = vault.holds(all)?;
             if g.json {
                 return print_json(&holds);
             }

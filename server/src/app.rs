@@ -26,7 +26,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::config::ServerLimits;
-use crate::handlers::{access, blobs, export, log, ops, push, queries, records, tokens};
+use crate::handlers::{access, blobs, export, log, ops, push, queries, records, retention, tokens};
 use crate::metrics::Metrics;
 use crate::observe::{observe, panic_response};
 use crate::problem::{ApiError, ProblemKind};
@@ -60,6 +60,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(ops::fsck))
+        .routes(routes!(retention::get_policy, retention::set_policy))
+        .routes(routes!(retention::list_holds, retention::add_hold))
+        .routes(routes!(retention::release_hold))
         .routes(routes!(log::key))
         .routes(routes!(log::checkpoint))
         .routes(routes!(log::prove))

@@ -52,6 +52,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit/changelog"),
     ("POST", "/v1/deploys"),
     ("POST", "/v1/rollbacks"),
+    ("GET", "/v1/retention/policy"),
+    ("PUT", "/v1/retention/policy"),
+    ("GET", "/v1/holds"),
+    ("POST", "/v1/holds"),
+    ("POST", "/v1/holds/{name}/release"),
 ];
 
 const METHODS: [&str; 8] = [

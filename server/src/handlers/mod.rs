@@ -9,6 +9,7 @@ pub mod ops;
 pub mod push;
 pub mod queries;
 pub mod records;
+pub mod retention;
 pub mod tokens;
 
 use axum::body::{Body, Bytes};
