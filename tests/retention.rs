@@ -95,6 +95,18 @@ fn a_compliance_policy_only_ever_lengthens_retention() {
     v.write("bad.toml", "mode = \"compliance\"\ndefault = \"1x\"\n");
     v.run(["retention", "set", "--file", "bad.toml"])
         .fails(2, &["bad.toml", "default"]);
+    v.write(
+        "typo.toml",
+        "mode = \"compliance\"\ndefault = \"5y\"\n[[rule]]\nkind = \"sboms\"\nperiod = \"7y\"\n",
+    );
+    v.run(["retention", "set", "--file", "typo.toml"]).fails(
+        2,
+        &[
+            "typo.toml",
+            "rule 1: kind: unknown kind 'sboms'",
+            "vuln-scan",
+        ],
+    );
 
     let verified = v.run(["log", "verify"]).success().stdout_text();
     assert!(verified.contains("the log verifies"), "{verified}");

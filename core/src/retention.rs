@@ -150,6 +150,35 @@ pub(crate) fn assign(
     ))
 }
 
+/// Kinds a policy rule may name: the evidence kinds, and the gate decisions to come (issue 8).
+const FUTURE_KINDS: [&str; 1] = ["policy-result"];
+
+/// A rule naming a kind evault does not have would never match: a typo (`sboms`) that would
+/// silently leave SBOMs at the default. Refused, naming the rule.
+fn check_kinds(policy: &Policy) -> Result<()> {
+    for (i, rule) in policy.rules.iter().enumerate() {
+        let Some(kind) = rule.kind.as_deref() else {
+            continue;
+        };
+        let known = evault_schema::Kind::ALL.iter().any(|k| k.as_str() == kind)
+            || FUTURE_KINDS.contains(&kind);
+        if !known {
+            let kinds: Vec<&str> = evault_schema::Kind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .chain(FUTURE_KINDS)
+                .collect();
+            return Err(Error::Invalid(format!(
+                "invalid retention policy: rule {}: kind: unknown kind '{kind}', expected one \
+                 of {}",
+                i + 1,
+                kinds.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The retention policy in force, as `evault retention show` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyView {
@@ -245,6 +274,7 @@ impl Vault {
     pub fn set_retention_policy(&self, text: &str, actor: &str) -> Result<PolicySet> {
         let new = Policy::from_toml(text)
             .map_err(|e| Error::Invalid(format!("invalid retention policy: {e}")))?;
+        check_kinds(&new)?;
         let now = format_time(Utc::now());
         crate::index::on_change(self.index.as_ref(), |tx, log| {
             let old = policy_in_force(tx)?;
