@@ -135,6 +135,12 @@ enum Command {
     /// Legal holds: records they select are never deleted while they are active.
     #[command(subcommand)]
     Hold(retention::HoldCommand),
+    /// Write a consistent backup of the vault to DIR (new or empty) while it keeps accepting
+    /// pushes (docs/operations.md).
+    Backup { dir: PathBuf },
+    /// Make a new vault in --data-dir (new or empty) from the backup in DIR; then check it with
+    /// `evault fsck` and `evault log verify --checkpoint`.
+    Restore { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -287,11 +293,17 @@ fn run_command(cli: Cli) -> Result<(), Error> {
     if g.server.is_some()
         && matches!(
             cli.command,
-            Command::Init | Command::Demo(_) | Command::Serve(_)
+            Command::Init
+                | Command::Demo(_)
+                | Command::Serve(_)
+                | Command::Backup { .. }
+                | Command::Restore { .. }
         )
     {
         return Err(Error::Invalid(
-            "init, demo and serve work on a local vault directory; drop --server (or unset EVAULT_SERVER)".into(),
+            "init, demo, serve, backup and restore work on a local vault directory; drop --server \
+             (or unset EVAULT_SERVER)"
+                .into(),
         ));
     }
     match cli.command {
@@ -324,6 +336,8 @@ fn run_command(cli: Cli) -> Result<(), Error> {
         Command::VerifyPack(args) => pack::verify_pack(g, args),
         Command::Retention(command) => retention::retention(g, command),
         Command::Hold(command) => retention::hold(g, command),
+        Command::Backup { dir } => retention::backup(g, &dir),
+        Command::Restore { dir } => retention::restore(g, &dir),
         Command::Verify { .. } | Command::VerifyLayout(_) => {
             Err(Error::Internal("verify is dispatched before".into()))
         }

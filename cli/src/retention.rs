@@ -1,6 +1,7 @@
 //! `evault retention ...` and `evault hold ...`: how long evidence is kept, and legal holds.
 
-use std::path::PathBuf;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use evault_core::Error;
@@ -179,4 +180,51 @@ fn describe(h: &Hold) -> String {
     add("since", s.since.map(|t| t.to_rfc3339()));
     add("until", s.until.map(|t| t.to_rfc3339()));
     parts.join(" ")
+}
+
+/// Progress on stderr for a terminal, every 64 blobs.
+fn blob_progress(g: &Global, what: &'static str) -> impl FnMut(u64, u64) {
+    let show = !g.json && std::io::stderr().is_terminal();
+    move |done, total| {
+        if show && (done == total || done.is_multiple_of(64)) {
+            eprint!("\r{what} blobs: {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+pub fn backup(g: &Global, dir: &Path) -> Result<(), Error> {
+    let vault = evault_core::Vault::open(&g.data_dir)?;
+    let manifest = vault.backup(dir, &mut blob_progress(g, "copying"))?;
+    if g.json {
+        return print_json(&manifest);
+    }
+    write_stdout(&format!(
+        "backed up {} records, {} blobs ({} bytes stored) and {} log entries to {} (snapshot \
+         of {})\n",
+        manifest.records,
+        manifest.blobs,
+        manifest.stored_bytes,
+        manifest.log_size,
+        dir.display(),
+        manifest.created_at
+    ))
+}
+
+pub fn restore(g: &Global, dir: &Path) -> Result<(), Error> {
+    let manifest =
+        evault_core::backup::restore(dir, &g.data_dir, &mut blob_progress(g, "restoring"))?;
+    if g.json {
+        return print_json(&manifest);
+    }
+    write_stdout(&format!(
+        "restored {} records and {} blobs (backup of {}) into {}; check it: evault fsck, then \
+         evault log verify --checkpoint <a checkpoint saved before the backup>\n",
+        manifest.records,
+        manifest.blobs,
+        manifest.created_at,
+        g.data_dir.display()
+    ))
 }

@@ -134,11 +134,7 @@ impl FsBlobStore {
     }
 
     fn path(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.hex();
-        self.root
-            .join("sha256")
-            .join(&hex[..2])
-            .join(format!("{hex}.zst"))
+        self.root.join(blob_relative_path(digest))
     }
 
     fn stage_inner(&self, reader: &mut dyn Read, max_size: u64) -> Result<StagedBlob, StageError> {
@@ -190,6 +186,14 @@ impl FsBlobStore {
 }
 
 /// Flushes a directory's entries (a rename or a new file in it) to disk.
+/// Where a blob's file is, relative to the store's root: `sha256/<2 hex>/<hex>.zst`.
+pub(crate) fn blob_relative_path(digest: &Digest) -> PathBuf {
+    let hex = digest.hex();
+    Path::new("sha256")
+        .join(&hex[..2])
+        .join(format!("{hex}.zst"))
+}
+
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())

@@ -27,8 +27,8 @@ use crate::verify::keys::PublicKey;
 use crate::verify::sigstore::{IdentityPolicy, TrustedRoot};
 
 pub const INDEX_FILE: &str = "index.db";
-const BLOB_DIR: &str = "blobs";
-const TMP_DIR: &str = "tmp";
+pub(crate) const BLOB_DIR: &str = "blobs";
+pub(crate) const TMP_DIR: &str = "tmp";
 
 /// Shortest record id prefix accepted.
 pub const MIN_ID_PREFIX: usize = 6;
