@@ -362,6 +362,20 @@ fn actor(g: &Global) -> Result<String, Error> {
 }
 
 /// The vault commands act on: the local directory, or the server given by `--server`.
+/// Progress of a pass over blobs (`<what> blobs: done/total`) on stderr, for a terminal, every
+/// 64 blobs.
+fn blob_progress(g: &Global, what: &'static str) -> impl FnMut(u64, u64) {
+    let show = !g.json && io::stderr().is_terminal();
+    move |done, total| {
+        if show && (done == total || done.is_multiple_of(64)) {
+            eprint!("\r{what} blobs: {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
 fn backend(g: &Global) -> Result<Backend, Error> {
     match &g.server {
         Some(url) => {
@@ -627,16 +641,7 @@ fn ls(g: &Global, args: LsArgs) -> Result<(), Error> {
 
 fn fsck(g: &Global) -> Result<(), Error> {
     let backend = backend(g)?;
-    let show_progress = !g.json && io::stderr().is_terminal();
-    let mut progress = |done: u64, total: u64| {
-        if show_progress && (done == total || done.is_multiple_of(64)) {
-            eprint!("\rchecking blobs: {done}/{total}");
-            if done == total {
-                eprintln!();
-            }
-        }
-    };
-    let report = backend.fsck(&mut progress)?;
+    let report = backend.fsck(&mut blob_progress(g, "checking"))?;
     if g.json {
         print_json(&report)?;
     } else {

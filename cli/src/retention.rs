@@ -1,6 +1,5 @@
 //! `evault retention ...` and `evault hold ...`: how long evidence is kept, and legal holds.
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -9,7 +8,7 @@ use evault_retention::{Hold, HoldSelector};
 
 use crate::query::time_arg;
 use crate::trust::read;
-use crate::{Global, backend, print_json, write_stdout};
+use crate::{Global, backend, blob_progress, print_json, write_stdout};
 
 #[derive(Subcommand)]
 pub enum RetentionCommand {
@@ -180,19 +179,6 @@ fn describe(h: &Hold) -> String {
     add("since", s.since.map(|t| t.to_rfc3339()));
     add("until", s.until.map(|t| t.to_rfc3339()));
     parts.join(" ")
-}
-
-/// Progress on stderr for a terminal, every 64 blobs.
-fn blob_progress(g: &Global, what: &'static str) -> impl FnMut(u64, u64) {
-    let show = !g.json && std::io::stderr().is_terminal();
-    move |done, total| {
-        if show && (done == total || done.is_multiple_of(64)) {
-            eprint!("\r{what} blobs: {done}/{total}");
-            if done == total {
-                eprintln!();
-            }
-        }
-    }
 }
 
 pub fn backup(g: &Global, dir: &Path) -> Result<(), Error> {
