@@ -415,4 +415,30 @@ fn a_backup_during_concurrent_pushes_restores_to_a_vault_that_verifies() {
         .fails(2, &["evault-backup.json"]);
     let run = restored.run(["restore", backup_dir.to_str().unwrap()]);
     assert_eq!(run.code, 2, "{run:?}");
+    let file = v.write("a-file", "not a directory");
+    v.run(["backup", file.to_str().unwrap()])
+        .fails(2, &["not a directory"]);
+
+    // A damaged backup (a blob file lost) is refused whole: exit 4 naming the blob, and no
+    // half-restored vault left behind.
+    let damaged = v.path("damaged");
+    let copy = std::process::Command::new("cp")
+        .args([
+            "-r",
+            backup_dir.to_str().unwrap(),
+            damaged.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let lost = common::walk(&damaged)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "zst"))
+        .unwrap();
+    std::fs::remove_file(&lost).unwrap();
+    let target = Vault::new();
+    target
+        .run(["restore", damaged.to_str().unwrap()])
+        .fails(4, &["damaged backup", "is missing"]);
+    assert!(!target.data_dir().exists(), "nothing half-restored");
 }

@@ -48,23 +48,58 @@ fn io_err(what: &str, path: &Path, e: io::Error) -> Error {
     Error::io_path(what, path, e)
 }
 
-/// `dir` must not exist, or be an empty directory.
-fn fresh_dir(dir: &Path, flag: &str) -> Result<()> {
-    match fs::read_dir(dir) {
+/// Builds `target` (which must not exist, or be an empty directory) as a whole: `build` fills
+/// a staging directory beside it, which is renamed into place only once complete. On any error
+/// the staging directory is removed and `target` is as it was: never a half-written backup or
+/// vault.
+fn build_whole<T>(target: &Path, flag: &str, build: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    match fs::read_dir(target) {
         Ok(mut entries) => {
             if entries.next().is_some() {
                 return Err(Error::Invalid(format!(
                     "{flag} {}: not empty; give a new or empty directory",
-                    dir.display()
+                    target.display()
                 )));
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if target.exists() && !target.is_dir() => {
+            return Err(Error::Invalid(format!(
+                "{flag} {}: not a directory ({e})",
+                target.display()
+            )));
         }
-        Err(e) => return Err(io_err("cannot read", dir, e)),
+        Err(e) => return Err(io_err("cannot read", target, e)),
     }
-    Ok(())
+    let name = target.file_name().ok_or_else(|| {
+        Error::Invalid(format!("{flag} {}: not a directory name", target.display()))
+    })?;
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(|e| io_err("cannot create", &parent, e))?;
+    let staging = parent.join(format!(
+        ".{}.partial-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir(&staging).map_err(|e| io_err("cannot create", &staging, e))?;
+    let built = build(&staging).and_then(|out| {
+        sync_dir(&staging)?;
+        // Onto an empty directory or a missing name, a rename is atomic.
+        if target.is_dir() {
+            fs::remove_dir(target).map_err(|e| io_err("cannot replace", target, e))?;
+        }
+        fs::rename(&staging, target).map_err(|e| io_err("cannot rename into", target, e))?;
+        sync_dir(&parent)?;
+        Ok(out)
+    });
+    if built.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    built
 }
 
 /// Copies `from` to `to` through a temporary file, synced, then renamed into place.
@@ -123,7 +158,16 @@ impl Vault {
         dest: &Path,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<BackupManifest> {
-        fresh_dir(dest, "backup directory")?;
+        build_whole(dest, "backup directory", |dest| {
+            self.backup_into(dest, progress)
+        })
+    }
+
+    fn backup_into(
+        &self,
+        dest: &Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<BackupManifest> {
         let created_at = format_time(Utc::now());
         snapshot_db(&self.dir().join(INDEX_FILE), &dest.join(INDEX_FILE))?;
         let access = self.dir().join(crate::access::FILE_NAME);
@@ -165,7 +209,6 @@ impl Vault {
         fs::write(&tmp, text).map_err(|e| io_err("cannot write", &tmp, e))?;
         copy_file(&tmp, &dest.join(MANIFEST_FILE))?;
         fs::remove_file(&tmp).map_err(|e| io_err("cannot remove", &tmp, e))?;
-        sync_dir(dest)?;
         Ok(manifest)
     }
 }
@@ -200,32 +243,45 @@ pub fn restore(
             manifest.format
         )));
     }
-    fresh_dir(data_dir, "--data-dir")?;
-    for file in [
-        INDEX_FILE,
-        crate::access::FILE_NAME,
-        CONFIG_FILE,
-        crate::log::KEY_FILE,
-    ] {
-        let from = src.join(file);
-        if from.exists() {
-            copy_file(&from, &data_dir.join(file))?;
+    let damaged = |what: String| {
+        Error::Integrity(format!(
+            "{}: damaged backup: {what}; use another backup",
+            src.display()
+        ))
+    };
+    build_whole(data_dir, "--data-dir", |data_dir| {
+        for file in [
+            INDEX_FILE,
+            crate::access::FILE_NAME,
+            CONFIG_FILE,
+            crate::log::KEY_FILE,
+        ] {
+            let from = src.join(file);
+            if from.exists() {
+                copy_file(&from, &data_dir.join(file))?;
+            }
         }
-    }
-    let (digests, _, _) = contents(&data_dir.join(INDEX_FILE))?;
-    let total = digests.len() as u64;
-    for (i, digest) in digests.iter().enumerate() {
-        copy_file(&blob_file(src, digest)?, &blob_file(data_dir, digest)?)?;
-        progress(i as u64 + 1, total);
-    }
-    for dir in [
-        data_dir.join(BLOB_DIR).join("sha256"),
-        data_dir.join(TMP_DIR),
-    ] {
-        fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
-    }
-    sync_dir(data_dir)?;
-    // It opens (migrations, the log key) before it is called restored.
-    Vault::open(data_dir)?;
+        let (digests, _, _) = contents(&data_dir.join(INDEX_FILE))
+            .map_err(|e| damaged(format!("{INDEX_FILE} cannot be read ({e})")))?;
+        let total = digests.len() as u64;
+        for (i, digest) in digests.iter().enumerate() {
+            let from = blob_file(src, digest)?;
+            if !from.is_file() {
+                return Err(damaged(format!("blob {digest} of its index is missing")));
+            }
+            copy_file(&from, &blob_file(data_dir, digest)?)?;
+            progress(i as u64 + 1, total);
+        }
+        for dir in [
+            data_dir.join(BLOB_DIR).join("sha256"),
+            data_dir.join(TMP_DIR),
+        ] {
+            fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
+        }
+        // It opens (migrations, the log key) before it is called restored.
+        Vault::open(data_dir)
+            .map_err(|e| damaged(format!("the restored vault does not open ({e})")))?;
+        Ok(())
+    })?;
     Ok(manifest)
 }
