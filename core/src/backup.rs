@@ -5,7 +5,9 @@
 //! consistent snapshot, which neither waits for pushes nor holds them up (WAL). Then every blob
 //! that snapshot references is copied. Blob files are immutable and are published before the
 //! index row that references them commits, so each one the snapshot names exists and is
-//! complete; blobs pushed after the snapshot are not copied (nor referenced). The manifest
+//! complete; blobs pushed after the snapshot are not copied (nor referenced). The backup holds
+//! the store lock shared throughout (see [`crate::lock`]), so no deletion removes a blob it has
+//! yet to copy; tombstones travel in the index like every other row. The manifest
 //! `evault-backup.json` is written last: a directory without it is an interrupted backup, and
 //! `restore` refuses it. The log key is copied too (owner-only), so that a restored vault can
 //! go on signing checkpoints under the same identity.
@@ -168,6 +170,9 @@ impl Vault {
         dest: &Path,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<BackupManifest> {
+        // No deletion (retention sweep, `evault rm`) may remove a blob the snapshot names
+        // before it is copied.
+        let _store = self.store_lock().shared()?;
         let created_at = format_time(Utc::now());
         snapshot_db(&self.dir().join(INDEX_FILE), &dest.join(INDEX_FILE))?;
         let access = self.dir().join(crate::access::FILE_NAME);

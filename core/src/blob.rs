@@ -102,6 +102,10 @@ pub trait BlobStore: Send + Sync {
     /// Every blob in the store (for integrity checks).
     fn list(&self) -> Result<Vec<BlobInfo>>;
 
+    /// Deletes a blob's bytes, durably; `false` if there were none. Only deletion (the sweep,
+    /// `evault rm`) calls it, holding the store lock exclusive (see [`crate::lock`]).
+    fn remove(&self, digest: &Digest) -> Result<bool>;
+
     /// Where a blob lives, for messages (a path or URL).
     fn location(&self, digest: &Digest) -> String;
 }
@@ -296,6 +300,19 @@ impl BlobStore for FsBlobStore {
         }
         out.sort_by_key(|b| b.digest);
         Ok(out)
+    }
+
+    fn remove(&self, digest: &Digest) -> Result<bool> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io_path("cannot delete", &path, e)),
+        }
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(true)
     }
 
     fn location(&self, digest: &Digest) -> String {

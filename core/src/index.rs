@@ -131,6 +131,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0008_retention.sql"),
         fill: Some(crate::retention::fill),
     },
+    Migration {
+        version: 9,
+        name: "sweep",
+        sql: include_str!("../migrations/0009_sweep.sql"),
+        fill: None,
+    },
 ];
 
 /// The index schema version this build writes.
@@ -434,6 +440,15 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
 
 /// The WHERE clause and parameters for a filter.
 fn filter_sql(filter: &RecordFilter) -> (String, Vec<Value>) {
+    filter_sql_for(
+        filter,
+        "r.id IN (SELECT record_id FROM record_subjects WHERE digest = ?)",
+    )
+}
+
+/// [`filter_sql`] over a table with the records' link columns (`r`: records or tombstones),
+/// with `subject` the clause that tests for an artifact digest.
+pub(crate) fn filter_sql_for(filter: &RecordFilter, subject: &'static str) -> (String, Vec<Value>) {
     let mut clauses: Vec<&str> = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     let mut text = |clause: &'static str, v: &Option<String>, clauses: &mut Vec<&str>| {
@@ -447,11 +462,7 @@ fn filter_sql(filter: &RecordFilter) -> (String, Vec<Value>) {
     text("r.environment = ?", &filter.environment, &mut clauses);
     text("r.run_id = ?", &filter.run_id, &mut clauses);
     text("r.digest = ?", &filter.digest, &mut clauses);
-    text(
-        "r.id IN (SELECT record_id FROM record_subjects WHERE digest = ?)",
-        &filter.subject,
-        &mut clauses,
-    );
+    text(subject, &filter.subject, &mut clauses);
     text(
         "r.kind = ?",
         &filter.kind.map(|k| k.as_str().to_string()),

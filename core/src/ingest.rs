@@ -11,7 +11,10 @@
 //!    then every record is inserted in a single index transaction.
 //!
 //! A crash between publishing and committing leaves blobs that no record references; they are
-//! harmless, reported by `fsck` and reused by the next push of the same bytes.
+//! harmless, reported by `fsck`, reused by the next push of the same bytes and removed by the
+//! next retention sweep. From the moment a push looks at what is stored until its commit, it
+//! holds the store lock shared, so a deletion cannot remove a blob it counts on (see
+//! [`crate::lock`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Display;
@@ -242,16 +245,29 @@ impl Session<'_> {
     }
 }
 
+/// The vault a push goes into: its stores, its directory (files inside it are never pushed)
+/// and the lock that keeps deletions out (see [`crate::lock`]).
+pub struct Target<'a> {
+    pub blobs: &'a dyn BlobStore,
+    pub index: &'a dyn crate::vault::Index,
+    pub dir: &'a Path,
+    pub lock: &'a crate::lock::StoreLock,
+}
+
 /// Runs a push against `blobs` and `index`. See the module documentation for the guarantees.
 pub fn push(
-    blobs: &dyn BlobStore,
-    index: &dyn crate::vault::Index,
+    vault: Target<'_>,
     limits: &Limits,
     mut request: PushRequest,
-    vault_dir: &Path,
     now: DateTime<Utc>,
     progress: &mut dyn FnMut(PushProgress),
 ) -> Result<PushOutcome> {
+    let Target {
+        blobs,
+        index,
+        dir: vault_dir,
+        lock,
+    } = vault;
     if request.sources.is_empty() {
         return Err(Error::Invalid(
             "nothing to push: give at least one file, directory or archive".into(),
@@ -277,6 +293,10 @@ pub fn push(
             &mut warnings,
         )?);
     }
+
+    // From here until the commit, what is already stored is taken into account (blobs not
+    // written again, facts not extracted again): no deletion may run meanwhile.
+    let _store = lock.shared()?;
 
     // Facts: what each new blob says, extracted once (blobs the index already has facts for
     // are skipped). A document that cannot be read changes how it is recorded (see plan_bundle).
@@ -405,6 +425,8 @@ pub fn push(
         .into_iter()
         .filter_map(|(digest, result)| result.ok().map(|f| (digest, f)))
         .collect();
+    #[cfg(test)]
+    crate::sweep::tests::race_pause();
     let committed = index.commit_push(&blob_rows, &facts, &records, &verifications)?;
     Ok(PushOutcome {
         records: committed

@@ -39,6 +39,7 @@ pub struct Vault {
     config: VaultConfig,
     blobs: Box<dyn BlobStore>,
     pub(crate) index: Box<dyn Index>,
+    lock: crate::lock::StoreLock,
 }
 
 /// Everything the vault keeps in its index: records and blobs, tokens, facts and trust.
@@ -237,7 +238,17 @@ impl Vault {
             config,
             blobs: Box::new(blobs),
             index: Box::new(index),
+            lock: crate::lock::StoreLock::new(dir),
         })
+    }
+
+    /// The lock that keeps deletions and pushes apart (see [`crate::lock`]).
+    pub(crate) fn store_lock(&self) -> &crate::lock::StoreLock {
+        &self.lock
+    }
+
+    pub(crate) fn blob_store(&self) -> &dyn BlobStore {
+        self.blobs.as_ref()
     }
 
     pub fn dir(&self) -> &Path {
@@ -261,11 +272,14 @@ impl Vault {
         progress: &mut dyn FnMut(PushProgress),
     ) -> Result<PushOutcome> {
         ingest::push(
-            self.blobs.as_ref(),
-            self.index.as_ref(),
+            ingest::Target {
+                blobs: self.blobs.as_ref(),
+                index: self.index.as_ref(),
+                dir: &self.dir,
+                lock: &self.lock,
+            },
             &self.config.limits,
             request,
-            &self.dir,
             Utc::now(),
             progress,
         )

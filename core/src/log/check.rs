@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -615,7 +615,7 @@ fn merge_objects(
                     if table.table == RECORDS.table {
                         let named: Option<i64> =
                             record_entry.query_row(params![key], |r| r.get(0))?;
-                        if named != Some(first as i64) {
+                        if named != Some(first as i64) && !reingested(conn, &key, named, first)? {
                             problems.add(
                                 "objects",
                                 format!(
@@ -674,8 +674,33 @@ fn noun(table: Table) -> &'static str {
         "trust-key" => "trusted key",
         "trust-identity" => "trusted identity",
         "trust-root" => "trusted root",
-        _ => "verification requirement",
+        "trust-requirement" => "verification requirement",
+        "retention-policy" => "retention policy",
+        "hold" => "legal hold",
+        "tombstone" => "tombstone",
+        _ => "object",
     }
+}
+
+/// Whether log entry `named` is a later ingestion of record `id` than its first entry `first`:
+/// a record deleted (sweep, `evault rm`) and pushed again names its new ingestion.
+fn reingested(conn: &Connection, id: &str, named: Option<i64>, first: u64) -> Result<bool> {
+    let Some(named) = named.filter(|n| *n > first as i64) else {
+        return Ok(false);
+    };
+    let entry: Option<(String, String)> = conn
+        .query_row(
+            "SELECT subject, entry FROM log_entries WHERE idx = ?1",
+            params![named],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((subject, text)) = entry else {
+        return Ok(false);
+    };
+    let kind = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)["type"].clone();
+    Ok(subject == format!("record/{id}")
+        && (kind == "record.ingested" || kind == "approval.recorded"))
 }
 
 /// Reports each field where the index and the newest entry differ.

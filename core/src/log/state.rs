@@ -2,7 +2,7 @@
 //!
 //! Every object the vault keeps is named by a *subject*: `record/<id>`, `blob/<digest>`,
 //! `token/<name>`, `trust-key/<name>`, `trust-identity/<name>`, `trust-root/<name>`,
-//! `trust-requirement/<pattern>`, `retention-policy/current`, `hold/<name>`. Each log entry
+//! `trust-requirement/<pattern>`, `retention-policy/current`, `hold/<name>`, `tombstone/<record id>@<time>`. Each log entry
 //! carries the complete new state of one subject (or `null` when it is removed), read back from
 //! the index inside the transaction that made the change. The state is the object's rows as stored, column by column, so `evault log verify`
 //! can compare any row of the index with the newest entry for its subject using the very same
@@ -73,9 +73,14 @@ pub const HOLDS: Table = Table {
     table: "holds",
     key: "name",
 };
+pub const TOMBSTONES: Table = Table {
+    prefix: "tombstone",
+    table: "tombstones",
+    key: "key",
+};
 
 /// Every kind of object the log accounts for.
-pub const TABLES: [Table; 9] = [
+pub const TABLES: [Table; 10] = [
     RECORDS,
     BLOBS,
     TOKENS,
@@ -85,6 +90,7 @@ pub const TABLES: [Table; 9] = [
     TRUST_REQUIREMENTS,
     RETENTION_POLICY,
     HOLDS,
+    TOMBSTONES,
 ];
 
 /// Rows that hang off an object and are part of its state, and rows that must have a parent:
