@@ -238,6 +238,134 @@ fn legal_holds_are_placed_listed_and_released_in_the_log() {
 
 /// Over HTTP: admins set the policy and place holds, auditors read them, pushers do neither;
 /// who acted is the token's name, and a body naming someone else is refused.
+/// `evault rm` through the real binary: what the mode allows, refusals that change nothing,
+/// the tombstone in `ls --include-deleted`, and a log and store that still verify.
+#[test]
+fn rm_deletes_only_where_the_mode_allows_and_leaves_a_tombstone() {
+    let v = Vault::initialised().with_actor("admin");
+    v.write("a.json", SBOM);
+    v.write(
+        "b.json",
+        SBOM.replace("[]", r#"[{"type":"library","name":"b"}]"#),
+    );
+    let a = str_field(&v.push_json(with_links(&["a.json"])).remove(0), "id");
+    let b = v.push_json(with_links(&["b.json"])).remove(0);
+    let b_id = str_field(&b, "id");
+    let b_blob = v.blob_file(&str_field(&b, "digest"));
+    assert!(b_blob.is_file());
+    v.run(["hold", "add", "keep-a", "--reason", "case", "--record", &a])
+        .success();
+
+    let before = v.snapshot();
+    v.run(["rm", &b_id, "--reason", "mistake"])
+        .fails(6, &["governance mode", "--override"]);
+    v.run(["rm", &b_id, "--reason", "  ", "--override"])
+        .fails(2, &["reason"]);
+    v.run(["rm", &a, "--reason", "gdpr", "--override"])
+        .fails(6, &["legal hold 'keep-a'"]);
+    v.run(["rm", "ffffffffffff", "--reason", "x", "--override"])
+        .fails(3, &["no record"]);
+    let missing = v.run(["rm", &b_id]);
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert_eq!(v.snapshot(), before, "refusals leave the vault unchanged");
+
+    let gone = v
+        .run([
+            "--json",
+            "rm",
+            &b_id[..10],
+            "--reason",
+            "pushed by mistake",
+            "--override",
+        ])
+        .success()
+        .json();
+    assert_eq!(gone["id"], b_id.as_str());
+    assert_eq!(gone["deleted_by"], "admin");
+    assert_eq!(gone["early"], true);
+    assert!(!b_blob.exists(), "its bytes went with it");
+    v.run(["show", &b_id]).fails(3, &["no record"]);
+    let listed = v
+        .run(["--json", "ls", "--include-deleted"])
+        .success()
+        .json();
+    assert_eq!(listed["records"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed["tombstones"][0]["id"], b_id.as_str());
+    assert_eq!(listed["tombstones"][0]["reason"], "pushed by mistake");
+    let table = v.run(["ls", "--include-deleted"]).success().stdout_text();
+    assert!(
+        table.contains(&b_id[..12]) && table.contains("early: pushed by mistake"),
+        "{table}"
+    );
+    v.run(["log", "verify"]).success();
+    v.run(["fsck"]).success();
+
+    // Under compliance nobody deletes early, override or not.
+    v.write("c.toml", "mode = \"compliance\"\ndefault = \"1y\"\n");
+    v.run(["retention", "set", "--file", "c.toml"]).success();
+    v.run(["hold", "release", "keep-a", "--reason", "closed"])
+        .success();
+    v.run(["rm", &a, "--reason", "gdpr", "--override"])
+        .fails(6, &["compliance mode"]);
+}
+
+/// `retention sweep --dry-run --at` lists exactly what will have expired by then and changes
+/// nothing; a real sweep now (nothing due yet) deletes nothing.
+#[test]
+fn a_dry_run_sweep_says_what_will_expire_and_changes_nothing() {
+    let v = Vault::initialised();
+    v.write("sbom.json", SBOM);
+    v.write(
+        "provenance.json",
+        r#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"app","digest":{"sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":"x","externalParameters":{}},"runDetails":{"builder":{"id":"https://ci.example/builder"}}}}"#,
+    );
+    let sbom = v.push_json(with_links(&["sbom.json"])).remove(0);
+    let prov = v.push_json(with_links(&["provenance.json"])).remove(0);
+    assert_eq!(
+        retention(&prov).1,
+        "rule 1 (kind=provenance): 7y",
+        "{prov:#}"
+    );
+    let before = v.snapshot();
+
+    let in_two_years = format!(
+        "{}",
+        str_field(&sbom, "ingested_at")[..4].parse::<i32>().unwrap() + 2
+    );
+    let at = format!("{in_two_years}-12-31");
+    let plan = v
+        .run(["--json", "retention", "sweep", "--dry-run", "--at", &at])
+        .success()
+        .json();
+    assert_eq!(plan["dry_run"], true);
+    let deleted: Vec<&str> = plan["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, [str_field(&sbom, "id")], "{plan:#}");
+    assert_eq!(plan["blobs_removed"][0]["digest"], sbom["digest"]);
+    let text = v
+        .run(["retention", "sweep", "--dry-run", "--at", &at])
+        .success()
+        .stdout_text();
+    assert!(
+        text.contains(&format!("would delete record {}", str_field(&sbom, "id")))
+            && text.contains("dry run as of"),
+        "{text}"
+    );
+    assert_eq!(v.snapshot(), before, "a dry run changes nothing");
+
+    // --at is for dry runs only: a sweep cannot be told it is later than it is.
+    let early = v.run(["retention", "sweep", "--at", &at]);
+    assert_eq!(early.code, 2, "{early:?}");
+    assert!(early.stderr.contains("--dry-run"), "{early:?}");
+    let now = v.run(["--json", "retention", "sweep"]).success().json();
+    assert_eq!(now["deleted"].as_array().map(Vec::len), Some(0), "{now:#}");
+    assert_eq!(v.ls_json(Vec::<String>::new()).len(), 2);
+}
+
 #[test]
 fn over_http_only_admins_change_retention_and_the_actor_is_the_token() {
     let server = Server::start();

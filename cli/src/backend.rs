@@ -10,6 +10,7 @@ use evault_core::auth::{NewToken, Role, TokenInfo};
 use evault_core::index::IndexStats;
 use evault_core::ingest::{LinkArgs, PushProgress, PushRequest, PushSource, PushedRecord};
 use evault_core::retention::{PolicySet, PolicyView};
+use evault_core::sweep::{SweepReport, Tombstone};
 use evault_core::vault::FsckReport;
 use evault_core::{Cursor, Digest, Error, Record, RecordFilter, RecordView, Vault};
 use evault_retention::{Hold, HoldSelector};
@@ -171,6 +172,71 @@ impl Backend {
                 "/v1/retention/policy",
                 Some(serde_json::json!({ "policy": policy })),
             ),
+        }
+    }
+
+    /// A retention sweep (`dry_run`: what it would remove). `at` (dry runs on a local vault
+    /// only) judges retention at another instant than now.
+    pub fn sweep(
+        &self,
+        dry_run: bool,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        progress: &mut dyn FnMut(&str, u64),
+    ) -> Result<SweepReport, Error> {
+        match (self, at) {
+            (Backend::Local { vault, .. }, Some(at)) => vault.sweep_at(at, dry_run, progress),
+            (Backend::Local { vault, .. }, None) => vault.sweep(dry_run, progress),
+            (Backend::Remote(_), Some(_)) => Err(Error::Invalid(
+                "--at works on a local vault (--data-dir); a server judges retention at its \
+                 own time"
+                    .into(),
+            )),
+            (Backend::Remote(remote), None) => remote.send_json(
+                "POST",
+                "/v1/retention/sweep",
+                Some(serde_json::json!({ "dry_run": dry_run })),
+            ),
+        }
+    }
+
+    /// Deletes one record by hand (`evault rm`).
+    pub fn delete_record(
+        &self,
+        id: &str,
+        reason: &str,
+        override_retention: bool,
+    ) -> Result<Tombstone, Error> {
+        match self {
+            Backend::Local { vault, actor } => {
+                let actor = actor.clone().map_err(Error::Invalid)?;
+                vault.delete_record(id, reason, override_retention, &actor)
+            }
+            Backend::Remote(remote) => remote.send_json(
+                "DELETE",
+                &format!("/v1/records/{}", encode(id)),
+                Some(serde_json::json!({ "reason": reason, "override": override_retention })),
+            ),
+        }
+    }
+
+    /// Tombstones of deleted records matching `filter` (newest first, at most its limit).
+    pub fn tombstones(&self, filter: &RecordFilter) -> Result<Vec<Tombstone>, Error> {
+        match self {
+            Backend::Local { vault, .. } => vault.tombstones(filter),
+            Backend::Remote(remote) => {
+                #[derive(Deserialize)]
+                struct Page {
+                    tombstones: Vec<Tombstone>,
+                }
+                let mut q: Vec<String> = filter_query(filter)
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", encode(v)))
+                    .collect();
+                // One page: a server answers at most SERVER_PAGE.
+                q.push(format!("limit={}", filter.limit.min(SERVER_PAGE)));
+                let page: Page = remote.get_json(&format!("/v1/tombstones?{}", q.join("&")))?;
+                Ok(page.tombstones)
+            }
         }
     }
 
@@ -429,7 +495,14 @@ impl Remote {
         let auth = format!("Bearer {}", self.token);
         let url = self.url(path);
         let response = match (method, body) {
-            ("DELETE", _) => self
+            ("DELETE", Some(body)) => self
+                .agent
+                .delete(&url)
+                .header("authorization", &auth)
+                .header("content-type", "application/json")
+                .force_send_body()
+                .send(body.to_string()),
+            ("DELETE", None) => self
                 .agent
                 .delete(&url)
                 .header("authorization", &auth)
@@ -462,23 +535,7 @@ impl Remote {
             records: Vec<Record>,
             next_cursor: Option<String>,
         }
-        let mut query: Vec<(&str, String)> = Vec::new();
-        let mut add = |k: &'static str, v: Option<String>| {
-            if let Some(v) = v {
-                query.push((k, v));
-            }
-        };
-        add("blueprint", filter.blueprint.clone());
-        add("version", filter.version.clone());
-        add("git_sha", filter.git_sha.clone());
-        add("kind", filter.kind.map(|k| k.to_string()));
-        add("format", filter.format.map(|f| f.to_string()));
-        add("env", filter.environment.clone());
-        add("run_id", filter.run_id.clone());
-        add("subject", filter.subject.clone());
-        add("digest", filter.digest.clone());
-        add("since", filter.since.map(evault_core::record::format_time));
-        add("until", filter.until.map(evault_core::record::format_time));
+        let query = filter_query(filter);
         let mut records = Vec::new();
         let mut cursor = filter.before.map(|c| c.to_string());
         loop {
@@ -703,4 +760,27 @@ impl Remote {
         }
         Ok(total)
     }
+}
+
+/// A record filter as the query parameters of `/v1/records` and `/v1/tombstones` (without
+/// `limit` and `cursor`).
+fn filter_query(filter: &RecordFilter) -> Vec<(&'static str, String)> {
+    let mut query: Vec<(&str, String)> = Vec::new();
+    let mut add = |k: &'static str, v: Option<String>| {
+        if let Some(v) = v {
+            query.push((k, v));
+        }
+    };
+    add("blueprint", filter.blueprint.clone());
+    add("version", filter.version.clone());
+    add("git_sha", filter.git_sha.clone());
+    add("kind", filter.kind.map(|k| k.to_string()));
+    add("format", filter.format.map(|f| f.to_string()));
+    add("env", filter.environment.clone());
+    add("run_id", filter.run_id.clone());
+    add("subject", filter.subject.clone());
+    add("digest", filter.digest.clone());
+    add("since", filter.since.map(evault_core::record::format_time));
+    add("until", filter.until.map(evault_core::record::format_time));
+    query
 }

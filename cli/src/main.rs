@@ -135,6 +135,9 @@ enum Command {
     /// Legal holds: records they select are never deleted while they are active.
     #[command(subcommand)]
     Hold(retention::HoldCommand),
+    /// Delete one record by hand, leaving a tombstone: after its retain-until date, or before
+    /// it with --override in governance mode; never under a legal hold (refused: exit 6).
+    Rm(retention::RmArgs),
     /// Write a consistent backup of the vault to DIR (new or empty) while it keeps accepting
     /// pushes (docs/operations.md).
     Backup { dir: PathBuf },
@@ -245,6 +248,9 @@ struct LsArgs {
     /// Most records to show.
     #[arg(long, default_value_t = 100, value_name = "N")]
     limit: usize,
+    /// Also list deleted records (their tombstones: who deleted them, when and why).
+    #[arg(long)]
+    include_deleted: bool,
 }
 
 /// Largest `--limit` accepted (a bound on memory and output).
@@ -336,6 +342,7 @@ fn run_command(cli: Cli) -> Result<(), Error> {
         Command::VerifyPack(args) => pack::verify_pack(g, args),
         Command::Retention(command) => retention::retention(g, command),
         Command::Hold(command) => retention::hold(g, command),
+        Command::Rm(args) => retention::rm(g, args),
         Command::Backup { dir } => retention::backup(g, &dir),
         Command::Restore { dir } => retention::restore(g, &dir),
         Command::Verify { .. } | Command::VerifyLayout(_) => {
@@ -623,6 +630,17 @@ fn ls(g: &Global, args: LsArgs) -> Result<(), Error> {
         ..RecordFilter::default()
     };
     let (records, _) = backend.records(&filter)?;
+    if args.include_deleted {
+        let tombstones = backend.tombstones(&filter)?;
+        if g.json {
+            return print_json(&serde_json::json!({
+                "records": records,
+                "tombstones": tombstones,
+            }));
+        }
+        write_stdout(&output::record_table(&records))?;
+        return write_stdout(&output::tombstone_table(&tombstones));
+    }
     if g.json {
         return print_json(&records);
     }

@@ -4,6 +4,7 @@
 use evault_core::auth::TokenInfo;
 use evault_core::index::Status;
 use evault_core::ingest::PushedRecord;
+use evault_core::sweep::{SweepReport, Tombstone};
 use evault_core::vault::FsckReport;
 use evault_core::{Record, RecordView};
 
@@ -205,6 +206,104 @@ pub fn record_table(records: &[Record]) -> String {
     table(&header, &rows)
 }
 
+/// Deleted records (`ls --include-deleted`).
+pub fn tombstone_table(tombstones: &[Tombstone]) -> String {
+    if tombstones.is_empty() {
+        return "\nno deleted records\n".into();
+    }
+    let header = [
+        "DELETED ID",
+        "KIND",
+        "BLUEPRINT",
+        "VERSION",
+        "DELETED AT",
+        "BY",
+        "REASON",
+    ];
+    let rows: Vec<[String; 7]> = tombstones
+        .iter()
+        .map(|t| {
+            [
+                t.id[..12.min(t.id.len())].to_string(),
+                t.kind.clone(),
+                t.blueprint.name.clone(),
+                t.blueprint.version.clone(),
+                t.deleted_at
+                    .get(..19)
+                    .unwrap_or(&t.deleted_at)
+                    .replace('T', " "),
+                t.deleted_by.clone(),
+                if t.early {
+                    format!("early: {}", t.reason)
+                } else {
+                    t.reason.clone()
+                },
+            ]
+        })
+        .collect();
+    format!("\n{}", table(&header, &rows))
+}
+
+/// What a retention sweep removed (or would): every record and blob, and a summary.
+pub fn sweep_report(report: &SweepReport) -> String {
+    let (verb, would) = if report.dry_run {
+        ("would delete", "would be ")
+    } else {
+        ("deleted", "")
+    };
+    let mut out = String::new();
+    for r in &report.deleted {
+        out.push_str(&format!(
+            "{verb} record {} ({} of {} {}): retained until {} ({})\n",
+            r.id, r.kind, r.blueprint.name, r.blueprint.version, r.retain_until, r.rule
+        ));
+    }
+    for b in &report.blobs_removed {
+        out.push_str(&format!(
+            "{verb} blob {} ({})\n",
+            b.digest,
+            human_bytes(b.stored_size)
+        ));
+    }
+    for f in &report.orphan_files {
+        out.push_str(&format!("{verb} blob file {f} (no index row)\n"));
+    }
+    // Kept records, by reason, with a few examples.
+    let mut why: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for k in &report.kept {
+        why.entry(k.why.as_str())
+            .or_default()
+            .push(k.record.id.as_str());
+    }
+    for (reason, ids) in &why {
+        let shown: Vec<&str> = ids
+            .iter()
+            .take(5)
+            .map(|id| &id[..12.min(id.len())])
+            .collect();
+        out.push_str(&format!(
+            "kept {} expired record(s): {reason} ({}{})\n",
+            ids.len(),
+            shown.join(", "),
+            if ids.len() > shown.len() { ", …" } else { "" }
+        ));
+    }
+    out.push_str(&format!(
+        "{}as of {}: {} record(s) {}deleted, {} kept past retention, {} blob(s) and {} orphan \
+         file(s) {}removed, {} freed\n",
+        if report.dry_run { "dry run " } else { "" },
+        report.at,
+        report.deleted.len(),
+        would,
+        report.kept.len(),
+        report.blobs_removed.len(),
+        report.orphan_files.len(),
+        would,
+        human_bytes(report.bytes_freed)
+    ));
+    out
+}
+
 pub fn fsck_report(report: &FsckReport) -> String {
     let mut out = format!(
         "checked {} blobs ({}) for {} records\n",
@@ -217,7 +316,7 @@ pub fn fsck_report(report: &FsckReport) -> String {
     }
     if !report.unreferenced_blobs.is_empty() {
         out.push_str(&format!(
-            "{} blob file(s) are not referenced by any record (left by an interrupted push; harmless)\n",
+            "{} blob file(s) are not referenced by any record (left by an interrupted push or sweep; harmless, removed by the next `evault retention sweep`)\n",
             report.unreferenced_blobs.len()
         ));
     }

@@ -1,5 +1,6 @@
 //! `evault retention ...` and `evault hold ...`: how long evidence is kept, and legal holds.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -21,6 +22,31 @@ pub enum RetentionCommand {
         #[arg(long, value_name = "POLICY.toml")]
         file: PathBuf,
     },
+    /// Delete the records whose retention has run out (unless a legal hold keeps them or their
+    /// version is live), leaving a tombstone for each, then the bytes no record references.
+    /// A server also sweeps on its own (`[retention] sweep_interval_secs`).
+    Sweep {
+        /// Print exactly what a sweep would remove, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run, on a local vault: judge retention at this time instead of now
+        /// (RFC 3339 or YYYY-MM-DD), e.g. "what will have expired by the end of the quarter?".
+        #[arg(long, value_name = "TIME", requires = "dry_run")]
+        at: Option<String>,
+    },
+}
+
+/// `evault rm`: delete one record by hand.
+#[derive(Args)]
+pub struct RmArgs {
+    /// Record id (or a unique prefix of at least 6 characters).
+    pub id: String,
+    /// Why: recorded in the tombstone and the tamper-evident log.
+    #[arg(long)]
+    pub reason: String,
+    /// Delete before the record's retain-until date (governance mode only).
+    #[arg(long = "override")]
+    pub override_retention: bool,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +108,7 @@ pub fn retention(g: &Global, command: RetentionCommand) -> Result<(), Error> {
             };
             write_stdout(&format!("# mode: {} ({set})\n{}", view.mode, view.policy))
         }
+        RetentionCommand::Sweep { dry_run, at } => sweep(g, dry_run, at),
         RetentionCommand::Set { file } => {
             let bytes = read(&file)?;
             let text = String::from_utf8(bytes)
@@ -100,6 +127,47 @@ pub fn retention(g: &Global, command: RetentionCommand) -> Result<(), Error> {
             ))
         }
     }
+}
+
+fn sweep(g: &Global, dry_run: bool, at: Option<String>) -> Result<(), Error> {
+    let vault = backend(g)?;
+    let at = time_arg("--at", at.as_deref())?;
+    let show = !g.json && std::io::stderr().is_terminal();
+    let report = vault.sweep(dry_run, at, &mut |phase, done| {
+        if show {
+            eprint!("\rsweep: {phase} {done}   ");
+        }
+    })?;
+    if show {
+        eprintln!();
+    }
+    if g.json {
+        return print_json(&report);
+    }
+    write_stdout(&crate::output::sweep_report(&report))
+}
+
+pub fn rm(g: &Global, args: RmArgs) -> Result<(), Error> {
+    let vault = backend(g)?;
+    let tombstone = vault.delete_record(&args.id, &args.reason, args.override_retention)?;
+    if g.json {
+        return print_json(&tombstone);
+    }
+    write_stdout(&format!(
+        "deleted record {} ({} of {} {}){}; its tombstone and log entries say who and why\n",
+        tombstone.id,
+        tombstone.kind,
+        tombstone.blueprint.name,
+        tombstone.blueprint.version,
+        if tombstone.early {
+            format!(
+                ", before its retain-until date {} (governance override)",
+                tombstone.retain_until.as_deref().unwrap_or("-")
+            )
+        } else {
+            String::new()
+        }
+    ))
 }
 
 pub fn hold(g: &Global, command: HoldCommand) -> Result<(), Error> {

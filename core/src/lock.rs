@@ -50,6 +50,12 @@ impl StoreLock {
             .map_err(|e| Error::io_path("cannot open", &self.path, e))
     }
 
+    /// Creates the (empty) lock file, as `evault init` does; later acquisitions create it too
+    /// where it is missing (a vault from before the lock).
+    pub fn create(&self) -> Result<()> {
+        self.open().map(drop)
+    }
+
     /// Held by pushes and backups: any number at once, never during a deletion.
     pub fn shared(&self) -> Result<StoreGuard> {
         let file = self.open()?;

@@ -377,7 +377,7 @@ fn delete_record(
 }
 
 /// Blobs no record references (at most `limit`), with their stored sizes.
-fn unreferenced_blobs(conn: &Connection, limit: usize) -> Result<Vec<RemovedBlob>> {
+pub(crate) fn unreferenced_blobs(conn: &Connection, limit: usize) -> Result<Vec<RemovedBlob>> {
     let mut stmt = conn.prepare_cached(
         "SELECT b.digest, b.stored_size FROM blobs b \
          WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.digest = b.digest) \

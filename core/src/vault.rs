@@ -126,7 +126,9 @@ pub struct FsckReport {
     pub problems: Vec<FsckProblem>,
     /// Where the index disagrees with the tamper-evident log (see `evault log verify`).
     pub log_problems: Vec<String>,
-    /// Blob files no record references (left by an interrupted push); harmless.
+    /// Blobs no record references: files without an index row (left by an interrupted push or
+    /// sweep), and stored blobs whose records were all deleted (a sweep interrupted between
+    /// its phases). Harmless; the next `evault retention sweep` removes them.
     pub unreferenced_blobs: Vec<String>,
     /// Events of the access log (`access.db`) whose hash chain was recomputed.
     #[serde(default)]
@@ -207,6 +209,7 @@ impl Vault {
             config.storage.zstd_level,
         );
         store.create()?;
+        crate::lock::StoreLock::new(dir).create()?;
         create_log_key(dir)?;
         // The index file is created last: its existence is what marks a vault. Until its log is
         // started (next line) the vault refuses changes, and `init` again finishes the job.
@@ -674,6 +677,16 @@ impl Vault {
                 report.unreferenced_blobs.push(name);
             }
         }
+        // Stored blobs whose records were all deleted, as a sweep interrupted between its
+        // phases leaves them: the next sweep removes them.
+        report.unreferenced_blobs.extend(
+            crate::query::on_snapshot(self.index.as_ref(), |conn| {
+                crate::sweep::unreferenced_blobs(conn, usize::MAX >> 1)
+            })?
+            .into_iter()
+            .map(|b| b.digest),
+        );
+        report.unreferenced_blobs.sort();
         Ok(report)
     }
 }
