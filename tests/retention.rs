@@ -255,6 +255,16 @@ fn rm_deletes_only_where_the_mode_allows_and_leaves_a_tombstone() {
     assert!(b_blob.is_file());
     v.run(["hold", "add", "keep-a", "--reason", "case", "--record", &a])
         .success();
+    assert_eq!(v.show_json(&a)["holds"], json!(["keep-a"]));
+    let shown = v.run(["show", &a]).success().stdout_text();
+    assert!(
+        shown.contains("legal holds:    keep-a") && shown.contains("retained until: "),
+        "{shown}"
+    );
+    assert!(
+        v.show_json(&b_id).get("holds").is_none(),
+        "no holds: no field"
+    );
 
     let before = v.snapshot();
     v.run(["rm", &b_id, "--reason", "mistake"])

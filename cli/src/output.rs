@@ -118,6 +118,9 @@ pub fn record_details(r: &Record) -> String {
         },
     };
     lines.push(("verification", verification));
+    if let Some(t) = &r.retention {
+        lines.push(("retained until", format!("{} ({})", t.retain_until, t.rule)));
+    }
     lines.extend([
         ("producer", r.producer.clone()),
         ("ingested at", r.ingested_at.clone()),
@@ -138,6 +141,13 @@ pub fn record_details(r: &Record) -> String {
 /// `show`: the record's fields, then what its evidence says.
 pub fn record_view(view: &RecordView) -> String {
     let mut out = record_details(&view.record);
+    if !view.holds.is_empty() {
+        out.push_str(&format!(
+            "{:<16}{} (not deleted while held)\n",
+            "legal holds:",
+            view.holds.join(", ")
+        ));
+    }
     if let serde_json::Value::Object(summary) = &view.summary {
         out.push_str("summary:\n");
         for (key, value) in summary {

@@ -69,6 +69,9 @@ pub struct RecordView {
     pub record: Record,
     /// See [`crate::summary`]; `null` when there is nothing to summarise.
     pub summary: serde_json::Value,
+    /// The active legal holds on the record, by name: it is not deleted while there are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<String>,
 }
 
 /// The id of the record linking blob `digest` as `kind` with `links`: the first 128 bits of a

@@ -262,6 +262,26 @@ pub(crate) fn holds(conn: &Connection) -> Result<Vec<Hold>> {
     Ok(out)
 }
 
+/// The names of the active holds among `holds` that keep `record`.
+pub(crate) fn holds_on_record(
+    holds: &[Hold],
+    record: &crate::record::Record,
+) -> Result<Vec<String>> {
+    let facts = RecordFacts {
+        kind: record.kind.as_str(),
+        blueprint: &record.blueprint.name,
+        version: &record.blueprint.version,
+        git_sha: &record.git_sha,
+        environment: record.environment.as_deref(),
+        record_id: &record.id,
+        ingested_at: parse_time(&record.ingested_at)?,
+    };
+    Ok(evault_retention::holds_on(holds, &facts)
+        .into_iter()
+        .map(|h| h.name.clone())
+        .collect())
+}
+
 impl Vault {
     /// The retention policy in force.
     pub fn retention_policy(&self) -> Result<PolicyView> {

@@ -331,10 +331,15 @@ impl Vault {
         crate::summary::summary(self.index.as_ref(), record)
     }
 
-    /// A record with its summary.
+    /// A record with its summary and the legal holds on it.
     pub fn view(&self, record: Record) -> Result<RecordView> {
         let summary = self.summary(&record)?;
-        Ok(RecordView { record, summary })
+        let holds = crate::retention::holds_on_record(&self.holds()?, &record)?;
+        Ok(RecordView {
+            record,
+            summary,
+            holds,
+        })
     }
 
     /// Records matching `filter`, newest first, with the cursor of the next page when the page
