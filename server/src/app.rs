@@ -53,7 +53,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::openapi_json))
         .routes(unlimited_body(routes!(push::push)))
         .routes(routes!(records::list_records))
-        .routes(routes!(records::get_record))
+        .routes(routes!(records::get_record, retention::delete_record))
+        .routes(routes!(retention::list_tombstones))
         .routes(routes!(blobs::get_blob, blobs::head_blob))
         .routes(routes!(ops::status))
         .routes(routes!(ops::whoami))
@@ -63,6 +64,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(retention::get_policy, retention::set_policy))
         .routes(routes!(retention::list_holds, retention::add_hold))
         .routes(routes!(retention::release_hold))
+        .routes(routes!(retention::sweep))
         .routes(routes!(log::key))
         .routes(routes!(log::checkpoint))
         .routes(routes!(log::prove))
@@ -104,15 +106,26 @@ pub fn app(vault: Vault, limits: ServerLimits) -> Router {
             tracing::error!(error = %e, "cannot open the access log; reads by tokens will be refused");
         })
         .ok();
-    build(vault, limits, access)
+    build(Arc::new(vault), Arc::new(Metrics::new()), limits, access)
 }
 
-/// [`app`] with an access log the caller opened (and keeps, to flush it at shutdown).
-pub fn app_with_access_log(vault: Vault, limits: ServerLimits, access: AccessLog) -> Router {
-    build(vault, limits, Some(access))
+/// [`app`] with an access log the caller opened (and keeps, to flush it at shutdown), sharing
+/// the vault and the metrics with the caller's background tasks (the retention sweeper).
+pub fn app_with_access_log(
+    vault: Arc<Vault>,
+    metrics: Arc<Metrics>,
+    limits: ServerLimits,
+    access: AccessLog,
+) -> Router {
+    build(vault, metrics, limits, Some(access))
 }
 
-fn build(vault: Vault, limits: ServerLimits, access: Option<AccessLog>) -> Router {
+fn build(
+    vault: Arc<Vault>,
+    metrics: Arc<Metrics>,
+    limits: ServerLimits,
+    access: Option<AccessLog>,
+) -> Router {
     let (router, mut doc) = api().split_for_parts();
     crate::openapi::complete(&mut doc);
     let openapi = doc
@@ -120,9 +133,9 @@ fn build(vault: Vault, limits: ServerLimits, access: Option<AccessLog>) -> Route
         .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the OpenAPI document: {e}\"}}"));
     let timeout = Duration::from_secs(limits.request_timeout_secs);
     let state = AppState {
-        vault: Arc::new(vault),
+        vault,
         limits: Arc::new(limits),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         openapi: Bytes::from(openapi),
         access,
     };

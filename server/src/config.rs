@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use evault_core::Error;
 use evault_core::config::Limits;
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 /// Bounds on what a request may cost. The three push limits, when present, replace the vault's
@@ -109,6 +112,33 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// The background retention sweeper (docs/retention.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Seconds between two sweeps, the first one interval after start; 0 disables the sweeper.
+    pub sweep_interval_secs: u64,
+}
+
+/// Longest interval between sweeps: 366 days (a longer one is a typo, and could overflow the
+/// timer).
+pub const MAX_SWEEP_INTERVAL_SECS: u64 = 366 * 24 * 3600;
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            sweep_interval_secs: 24 * 3600,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The time between two sweeps, or `None` when the sweeper is disabled.
+    pub fn sweep_interval(&self) -> Option<Duration> {
+        (self.sweep_interval_secs > 0).then(|| Duration::from_secs(self.sweep_interval_secs))
+    }
+}
+
 impl ServerConfig {
     /// Reads and checks `path`. Errors name the file, the line and the offending key.
     pub fn load(path: &Path) -> Result<ServerConfig, Error> {
@@ -137,16 +167,21 @@ impl ServerConfig {
     /// Parses and checks the text of a configuration file.
     pub fn parse(text: &str) -> Result<ServerConfig, String> {
         let config: ServerConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| {
-                text.as_bytes()[..s.start.min(text.len())]
-                    .iter()
-                    .filter(|b| **b == b'\n')
-                    .count()
-                    + 1
-            });
-            match line {
-                Some(n) => format!("line {n}: {}", e.message()),
-                None => e.message().to_string(),
+            let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
+                return e.message().to_string();
+            };
+            let line = text.as_bytes()[..at]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            // A wrong value's message ("invalid type: string \"x\", expected u64") does not
+            // say whose value it is.
+            match key_at(text, at) {
+                Some(key) if !e.message().contains(key.rsplit('.').next().unwrap_or(&key)) => {
+                    format!("line {line}: {key}: {}", e.message())
+                }
+                _ => format!("line {line}: {}", e.message()),
             }
         })?;
         config.validate()?;
@@ -167,6 +202,12 @@ impl ServerConfig {
                 return Err(format!("{key} must be greater than zero"));
             }
         }
+        if self.retention.sweep_interval_secs > MAX_SWEEP_INTERVAL_SECS {
+            return Err(format!(
+                "retention.sweep_interval_secs must be at most {MAX_SWEEP_INTERVAL_SECS} (366 \
+                 days); 0 disables the background sweeper"
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| format!("invalid log.level '{}': {e}", self.log.level))?;
         if let Some(listen) = &self.listen
@@ -178,6 +219,27 @@ impl ServerConfig {
     }
 }
 
+/// The key of the `key = value` line holding byte `at` of `text`, with its table
+/// (`retention.sweep_interval_secs`), if that line is one.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with(['#', '[']) {
+        return None;
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']']).trim());
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 /// Everything `evault serve` needs once the command line and the file are combined.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -186,6 +248,7 @@ pub struct Settings {
     pub limits: ServerLimits,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Settings {
@@ -199,6 +262,7 @@ impl Settings {
             limits: file.limits,
             log: file.log,
             shutdown: file.shutdown,
+            retention: file.retention,
         }
     }
 }
@@ -215,6 +279,11 @@ mod tests {
         assert_eq!(c.limits.request_timeout_secs, 600);
         assert_eq!(c.shutdown.grace_secs, 30);
         assert_eq!(c.log.level, "info");
+        assert_eq!(c.retention.sweep_interval_secs, 86400);
+        assert_eq!(
+            c.retention.sweep_interval(),
+            Some(Duration::from_secs(86400))
+        );
     }
 
     #[test]
@@ -234,11 +303,14 @@ format = "json"
 level = "debug"
 [shutdown]
 grace_secs = 2
+[retention]
+sweep_interval_secs = 0
 "#,
         )
         .unwrap();
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:9000"));
         assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.retention.sweep_interval(), None, "0 disables the sweeper");
         let vault = Limits::default();
         let merged = c.limits.push_limits(&vault);
         assert_eq!(
@@ -271,6 +343,10 @@ grace_secs = 2
             ),
             ("[log]\ncolour = true\n", "colour"),
             ("[shutdown]\ngrace = 3\n", "grace"),
+            (
+                "[retention]\nsweep_interval = 3\n",
+                "line 2: unknown field `sweep_interval`",
+            ),
             ("[server]\n", "server"),
         ] {
             let err = ServerConfig::parse(text).unwrap_err();
@@ -281,11 +357,23 @@ grace_secs = 2
     #[test]
     fn bad_values_are_errors_naming_the_key() {
         let err = ServerConfig::parse("[log]\nformat = \"xml\"\n").unwrap_err();
-        assert!(err.contains("xml"), "{err}");
+        assert!(err.contains("log.format") && err.contains("xml"), "{err}");
         let err = ServerConfig::parse("[limits]\nmax_upload_bytes = 0\n").unwrap_err();
         assert!(err.contains("limits.max_upload_bytes"), "{err}");
         let err = ServerConfig::parse("[log]\nlevel = \"=\"\n").unwrap_err();
         assert!(err.contains("log.level"), "{err}");
+        let err = ServerConfig::parse("[retention]\nsweep_interval_secs = \"x\"\n").unwrap_err();
+        assert!(
+            err.starts_with("line 2: retention.sweep_interval_secs: invalid type: string"),
+            "{err}"
+        );
+        let err = ServerConfig::parse("listen = 8700\n").unwrap_err();
+        assert!(err.starts_with("line 1: listen: invalid type"), "{err}");
+        let err = ServerConfig::parse("[retention]\nsweep_interval_secs = -1\n").unwrap_err();
+        assert!(err.starts_with("line 2:"), "{err}");
+        let err =
+            ServerConfig::parse("[retention]\nsweep_interval_secs = 99999999999\n").unwrap_err();
+        assert!(err.contains("retention.sweep_interval_secs"), "{err}");
     }
 
     #[test]
@@ -319,6 +407,7 @@ grace_secs = 2
         assert_eq!(c.limits, ServerLimits::default());
         assert_eq!(c.log, LogConfig::default());
         assert_eq!(c.shutdown, ShutdownConfig::default());
+        assert_eq!(c.retention, RetentionConfig::default());
         assert_eq!(c.listen.as_deref(), Some(DEFAULT_LISTEN));
     }
 

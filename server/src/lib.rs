@@ -8,7 +8,8 @@
 //!
 //! Layout: [`config`] (the TOML file), [`app`] (router, state, shared extractors), [`auth`]
 //! (bearer tokens), [`observe`] (request ids, access log, metrics, problem bodies), [`problem`],
-//! [`metrics`], [`openapi`], [`query`], and `handlers/` (one module per area).
+//! [`metrics`], [`openapi`], [`query`], [`sweeper`] (the background retention sweeps), and
+//! `handlers/` (one module per area).
 
 pub mod app;
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod observe;
 pub mod openapi;
 pub mod problem;
 pub mod query;
+pub mod sweeper;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -37,6 +39,7 @@ pub use app::{app, openapi as openapi_document};
 pub use config::{ServerConfig, ServerLimits, Settings};
 
 use config::{LogConfig, LogFormat};
+use metrics::Metrics;
 
 /// Arguments of `evault serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -95,7 +98,14 @@ async fn serve(settings: Settings, vault: Vault) -> Result<(), Error> {
     // Reads are recorded in the access log, or refused: a server that cannot record them does
     // not start.
     let access = AccessLog::open(vault.dir())?;
-    let router = app::app_with_access_log(vault, settings.limits.clone(), access.clone());
+    let vault = Arc::new(vault);
+    let metrics = Arc::new(Metrics::new());
+    let router = app::app_with_access_log(
+        Arc::clone(&vault),
+        Arc::clone(&metrics),
+        settings.limits.clone(),
+        access.clone(),
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -103,6 +113,15 @@ async fn serve(settings: Settings, vault: Vault) -> Result<(), Error> {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
+    let sweeper = match settings.retention.sweep_interval() {
+        Some(interval) => Some(sweeper::spawn(vault, metrics, interval, stop_rx.clone())),
+        None => {
+            tracing::info!(
+                "background retention sweeps disabled (retention.sweep_interval_secs = 0)"
+            );
+            None
+        }
+    };
 
     eprintln!("evault: listening on http://{addr} (vault {data_dir})");
     let header_timeout = HEADER_READ_TIMEOUT.min(Duration::from_secs(
@@ -135,6 +154,7 @@ async fn serve(settings: Settings, vault: Vault) -> Result<(), Error> {
     drop(listener);
     connections.close();
     let grace = Duration::from_secs(settings.shutdown.grace_secs);
+    let stopping = std::time::Instant::now();
     if tokio::time::timeout(grace, connections.wait())
         .await
         .is_err()
@@ -142,6 +162,17 @@ async fn serve(settings: Settings, vault: Vault) -> Result<(), Error> {
         tracing::warn!(
             grace_secs = grace.as_secs(),
             "grace period over; exiting with requests still running"
+        );
+    }
+    // A sweep in progress may finish within what is left of the grace period; cut short, it
+    // leaves a consistent vault and the next sweep completes its work.
+    let left = grace.saturating_sub(stopping.elapsed());
+    if let Some(sweeper) = sweeper
+        && tokio::time::timeout(left, sweeper).await.is_err()
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "grace period over; exiting during a retention sweep"
         );
     }
     // What the finished requests recorded is committed before the process exits.

@@ -1,8 +1,8 @@
 //! Prometheus metrics, kept in a small hand-rolled registry and written in the text exposition
 //! format (version 0.0.4) at `/metrics`.
 //!
-//! Hand-rolled because the server needs four series and no push gateway; the exporter crates
-//! bring an HTTP client along. Label values are bounded: the route is the matched template (or
+//! Hand-rolled because the server needs a handful of series and no push gateway; the exporter
+//! crates bring an HTTP client along. Label values are bounded: the route is the matched template (or
 //! `unmatched`), the method one of a fixed set, so a client cannot grow the registry at will.
 
 use std::collections::BTreeMap;
@@ -22,6 +22,9 @@ pub const BUCKETS: [f64; 12] = [
 pub struct Metrics {
     http: Mutex<Http>,
     ingested_bytes: AtomicU64,
+    sweeps: AtomicU64,
+    sweep_failures: AtomicU64,
+    swept_records: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -89,6 +92,18 @@ impl Metrics {
         self.ingested_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Counts a retention sweep that ran to its end (not a dry run) and the records it deleted.
+    pub fn sweep_done(&self, records_deleted: u64) {
+        self.sweeps.fetch_add(1, Ordering::Relaxed);
+        self.swept_records
+            .fetch_add(records_deleted, Ordering::Relaxed);
+    }
+
+    /// Counts a retention sweep that failed.
+    pub fn sweep_failed(&self) {
+        self.sweep_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The exposition text. `stats` (read at scrape time) gives the vault gauges; they are left
     /// out when the index could not be read.
     pub fn render(&self, stats: Option<IndexStats>) -> String {
@@ -141,6 +156,21 @@ impl Metrics {
              evault_ingested_bytes_total {}",
             self.ingested_bytes.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP evault_retention_sweeps_total Retention sweeps run to their end (dry runs excluded).\n\
+             # TYPE evault_retention_sweeps_total counter\n\
+             evault_retention_sweeps_total {}\n\
+             # HELP evault_retention_sweep_failures_total Retention sweeps that failed.\n\
+             # TYPE evault_retention_sweep_failures_total counter\n\
+             evault_retention_sweep_failures_total {}\n\
+             # HELP evault_retention_swept_records_total Records deleted by retention sweeps.\n\
+             # TYPE evault_retention_swept_records_total counter\n\
+             evault_retention_swept_records_total {}",
+            self.sweeps.load(Ordering::Relaxed),
+            self.sweep_failures.load(Ordering::Relaxed),
+            self.swept_records.load(Ordering::Relaxed)
+        );
         if let Some(stats) = stats {
             let _ = writeln!(
                 out,
@@ -176,6 +206,9 @@ mod tests {
         m.observe("GET", "/v1/records", 200, Duration::from_secs(40));
         m.observe("POST", "unmatched", 404, Duration::from_millis(1));
         m.add_ingested(42);
+        m.sweep_done(3);
+        m.sweep_done(0);
+        m.sweep_failed();
         let text = m.render(Some(IndexStats {
             records: 3,
             blobs: 2,
@@ -198,6 +231,9 @@ mod tests {
             "evault_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/records\",le=\"+Inf\"} 2"
         ));
         assert!(text.contains("evault_ingested_bytes_total 42\n"));
+        assert!(text.contains("evault_retention_sweeps_total 2\n"));
+        assert!(text.contains("evault_retention_sweep_failures_total 1\n"));
+        assert!(text.contains("evault_retention_swept_records_total 3\n"));
         assert!(text.contains("evault_records 3\n"));
         assert!(text.contains("evault_blobs 2\n"));
         let without = m.render(None);

@@ -273,6 +273,9 @@ pub struct RecordViewDoc {
     /// the document's main fields (approval, deploy, rollback). `null` when there is nothing.
     #[schema(value_type = Option<Object>)]
     summary: Option<serde_json::Value>,
+    /// Names of the active legal holds on the record (absent when none): it is not deleted
+    /// while there are any.
+    holds: Option<Vec<String>>,
 }
 
 /// Mirror of `evault_core::auth::TokenInfo` (never with its secret).

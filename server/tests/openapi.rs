@@ -16,6 +16,7 @@ use evault_core::vault::{BlobFault, FsckProblem};
 use evault_schema::{Format, Kind};
 use evault_server::handlers::ops::{Health, VaultStatus, WhoAmI};
 use evault_server::handlers::records::RecordPage;
+use evault_server::handlers::retention::TombstoneList;
 use evault_server::problem::{ApiError, Problem};
 use serde_json::Value;
 use support::{GIT_SHA, TestVault, sbom};
@@ -29,6 +30,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/push"),
     ("GET", "/v1/records"),
     ("GET", "/v1/records/{id}"),
+    ("DELETE", "/v1/records/{id}"),
+    ("GET", "/v1/tombstones"),
     ("GET", "/v1/blobs/{digest}"),
     ("HEAD", "/v1/blobs/{digest}"),
     ("GET", "/v1/status"),
@@ -57,6 +60,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/holds"),
     ("POST", "/v1/holds"),
     ("POST", "/v1/holds/{name}/release"),
+    ("POST", "/v1/retention/sweep"),
 ];
 
 const METHODS: [&str; 8] = [
@@ -238,6 +242,7 @@ fn schemas_have_the_keys_of_real_values() {
     let view = evault_core::RecordView {
         record: pushed.record.clone(),
         summary: serde_json::Value::Null,
+        holds: vec!["case-42".into()],
     };
     assert_schema_matches(&doc, "RecordView", &view);
     assert_schema_matches(&doc, "Token", &token.info);
@@ -250,6 +255,13 @@ fn schemas_have_the_keys_of_real_values() {
         &RecordPage {
             records: vec![pushed.record.clone()],
             next_cursor: None,
+        },
+    );
+    assert_schema_matches(
+        &doc,
+        "TombstoneList",
+        &TombstoneList {
+            tombstones: Vec::new(),
         },
     );
     assert_schema_matches(

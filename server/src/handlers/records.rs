@@ -52,6 +52,54 @@ pub struct RecordPage {
     pub next_cursor: Option<String>,
 }
 
+/// The filters of `GET /v1/records`, which `GET /v1/tombstones` takes too: links, kind, format,
+/// times and `limit` (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]), each checked with an
+/// error naming it, and the caller's scopes as `blueprint_patterns`, so a scoped token sees
+/// only its blueprints. `cursor` is left to the caller.
+pub(crate) fn filter_of(p: &Params, caller: &Caller) -> Result<RecordFilter, ApiError> {
+    let limit = p.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
+    let git_sha = match p.get("git_sha") {
+        Some(s) => {
+            let lower = s.to_ascii_lowercase();
+            if lower.len() < 7 || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(ApiError::invalid(format!(
+                    "invalid git_sha '{}': expected a commit SHA or a prefix of at least 7 \
+                     hexadecimal characters",
+                    validate::excerpt(s)
+                )));
+            }
+            Some(lower)
+        }
+        None => None,
+    };
+    let name_error = |e: evault_schema::model::UnknownName| ApiError::invalid(e.to_string());
+    Ok(RecordFilter {
+        blueprint: p.checked("blueprint", validate::blueprint_name)?,
+        version: p.checked("version", validate::version)?,
+        git_sha,
+        kind: p
+            .get("kind")
+            .map(str::parse::<Kind>)
+            .transpose()
+            .map_err(name_error)?,
+        format: p
+            .get("format")
+            .map(str::parse::<Format>)
+            .transpose()
+            .map_err(name_error)?,
+        environment: p.checked("env", validate::environment)?,
+        run_id: p.checked("run_id", validate::run_id)?,
+        subject: p.checked("subject", validate::digest)?,
+        digest: p.checked("digest", validate::digest)?,
+        since: p.checked("since", validate::rfc3339)?,
+        until: p.checked("until", validate::rfc3339)?,
+        blueprint_patterns: caller.scopes().to_vec(),
+        limit,
+        ..RecordFilter::default()
+    })
+}
+
 /// Records matching the filters (as `evault ls`), newest first, one page at a time.
 #[utoipa::path(get, path = "/v1/records", tag = "evidence",
     params(
@@ -85,52 +133,12 @@ pub async fn list_records(
 ) -> Result<Json<RecordPage>, ApiError> {
     caller.require(Permission::Read)?;
     let p = Params::parse(query.as_deref(), &SPEC)?;
-    let limit = p.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
-    let git_sha = match p.get("git_sha") {
-        Some(s) => {
-            let lower = s.to_ascii_lowercase();
-            if lower.len() < 7 || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit())
-            {
-                return Err(ApiError::invalid(format!(
-                    "invalid git_sha '{}': expected a commit SHA or a prefix of at least 7 \
-                     hexadecimal characters",
-                    validate::excerpt(s)
-                )));
-            }
-            Some(lower)
-        }
-        None => None,
-    };
-    let name_error = |e: evault_schema::model::UnknownName| ApiError::invalid(e.to_string());
-    let filter = RecordFilter {
-        blueprint: p.checked("blueprint", validate::blueprint_name)?,
-        version: p.checked("version", validate::version)?,
-        git_sha,
-        kind: p
-            .get("kind")
-            .map(str::parse::<Kind>)
-            .transpose()
-            .map_err(name_error)?,
-        format: p
-            .get("format")
-            .map(str::parse::<Format>)
-            .transpose()
-            .map_err(name_error)?,
-        environment: p.checked("env", validate::environment)?,
-        run_id: p.checked("run_id", validate::run_id)?,
-        subject: p.checked("subject", validate::digest)?,
-        digest: p.checked("digest", validate::digest)?,
-        since: p.checked("since", validate::rfc3339)?,
-        until: p.checked("until", validate::rfc3339)?,
-        blueprint_patterns: caller.scopes().to_vec(),
-        before: p
-            .get("cursor")
-            .map(str::parse::<Cursor>)
-            .transpose()
-            .map_err(ApiError::invalid)?,
-        limit,
-        ..RecordFilter::default()
-    };
+    let mut filter = filter_of(&p, &caller)?;
+    filter.before = p
+        .get("cursor")
+        .map(str::parse::<Cursor>)
+        .transpose()
+        .map_err(ApiError::invalid)?;
     let (records, next) = blocking(&state.vault, move |v| v.records(&filter)).await?;
     Ok(Json(RecordPage {
         records,
