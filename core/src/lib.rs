@@ -28,6 +28,8 @@ pub mod record;
 pub mod retention;
 pub mod summary;
 pub mod sweep;
+#[cfg(test)]
+mod testing;
 pub mod trust;
 pub mod vault;
 pub mod verification;

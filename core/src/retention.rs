@@ -465,49 +465,16 @@ pub(crate) fn fill(conn: &Connection) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Cursor;
-
-    use serde_json::json;
-
-    use crate::ingest::{LinkArgs, PushRequest, PushSource};
     use crate::record::Record;
+    use crate::testing::{push_links, sbom};
     use crate::vault::{LogVerifyOptions, Vault};
 
     fn push(vault: &Vault, version: &str, file: &str, doc: serde_json::Value) -> Record {
-        let outcome = vault
-            .push(
-                PushRequest {
-                    sources: vec![PushSource::Reader {
-                        name: file.to_string(),
-                        reader: Box::new(Cursor::new(serde_json::to_vec(&doc).unwrap())),
-                    }],
-                    links: LinkArgs {
-                        blueprint: Some("checkout-api".into()),
-                        version: Some(version.into()),
-                        git_sha: Some("a".repeat(40)),
-                        ..LinkArgs::default()
-                    },
-                    kind: None,
-                    producer: "ci".into(),
-                    expand_archives: false,
-                    allowed_blueprints: Vec::new(),
-                },
-                &mut |_| {},
-            )
-            .unwrap();
-        outcome.records[0].record.clone()
-    }
-
-    fn sbom(name: &str) -> serde_json::Value {
-        json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
-               "components": [{"type": "library", "name": name, "version": "1.0.0"}]})
+        push_links(vault, "checkout-api", version, file, &doc)
     }
 
     fn deploy(version: &str, env: &str) -> serde_json::Value {
-        json!({"_type": "https://evault.dev/deploy/v1", "environment": env,
-               "artifact": format!("sha256:{}", "d".repeat(64)), "actor": "ci",
-               "status": "succeeded", "time": "2026-03-01T10:00:00Z",
-               "blueprint": {"name": "checkout-api", "version": version}})
+        crate::testing::deploy(version, env, "2026-03-01T10:00:00Z")
     }
 
     fn until(r: &Record) -> (String, String) {

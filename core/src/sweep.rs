@@ -729,15 +729,13 @@ fn tombstones(conn: &Connection, filter: &RecordFilter) -> Result<Vec<Tombstone>
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::BTreeSet;
-    use std::io::Cursor;
     use std::path::Path;
 
     use chrono::{Duration, Utc};
     use evault_retention::HoldSelector;
-    use serde_json::json;
 
     use super::*;
-    use crate::ingest::{LinkArgs, PushRequest, PushSource};
+    use crate::testing::{deploy, push_links, sbom};
 
     fn push(vault: &Vault, version: &str, file: &str, doc: &serde_json::Value) -> Record {
         push_links(vault, "checkout-api", version, file, doc)
@@ -745,49 +743,6 @@ pub(crate) mod tests {
 
     fn push_to(vault: &Vault, blueprint: &str, file: &str, doc: &serde_json::Value) -> Record {
         push_links(vault, blueprint, "1.0.0", file, doc)
-    }
-
-    fn push_links(
-        vault: &Vault,
-        blueprint: &str,
-        version: &str,
-        file: &str,
-        doc: &serde_json::Value,
-    ) -> Record {
-        let outcome = vault
-            .push(
-                PushRequest {
-                    sources: vec![PushSource::Reader {
-                        name: file.to_string(),
-                        reader: Box::new(Cursor::new(serde_json::to_vec(doc).unwrap())),
-                    }],
-                    links: LinkArgs {
-                        blueprint: Some(blueprint.into()),
-                        version: Some(version.into()),
-                        git_sha: Some("a".repeat(40)),
-                        ..LinkArgs::default()
-                    },
-                    kind: None,
-                    producer: "ci".into(),
-                    expand_archives: false,
-                    allowed_blueprints: Vec::new(),
-                },
-                &mut |_| {},
-            )
-            .unwrap();
-        outcome.records[0].record.clone()
-    }
-
-    fn sbom(name: &str) -> serde_json::Value {
-        json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
-               "components": [{"type": "library", "name": name, "version": "1.0.0"}]})
-    }
-
-    fn deploy(version: &str, env: &str, time: &str) -> serde_json::Value {
-        json!({"_type": "https://evault.dev/deploy/v1", "environment": env,
-               "artifact": format!("sha256:{}", "d".repeat(64)), "actor": "ci",
-               "status": "succeeded", "time": time,
-               "blueprint": {"name": "checkout-api", "version": version}})
     }
 
     fn ids(records: &[Record]) -> BTreeSet<String> {
@@ -1251,6 +1206,7 @@ pub(crate) mod tests {
                 crashes += 1;
             }
         }
+        eprintln!("{crashes} crashes injected");
         assert!(crashes >= 12, "only {crashes} crashes injected");
     }
 }
