@@ -273,6 +273,10 @@ fn rm_deletes_only_where_the_mode_allows_and_leaves_a_tombstone() {
         .fails(2, &["reason"]);
     v.run(["rm", &a, "--reason", "gdpr", "--override"])
         .fails(6, &["legal hold 'keep-a'"]);
+    v.run(["rm", &b_id, "--reason", &"x".repeat(5000), "--override"])
+        .fails(2, &["invalid --reason", "at most 1000"]);
+    v.run(["rm", &b_id, "--reason", "two\nlines", "--override"])
+        .fails(2, &["invalid --reason", "one line"]);
     v.run(["rm", "ffffffffffff", "--reason", "x", "--override"])
         .fails(3, &["no record"]);
     let missing = v.run(["rm", &b_id]);

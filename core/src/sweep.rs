@@ -626,6 +626,8 @@ impl Vault {
                 "deleting a record needs a reason (--reason)".into(),
             ));
         }
+        evault_retention::validate_reason(reason)
+            .map_err(|e| Error::Invalid(format!("invalid --reason: {e}")))?;
         let id = self.record(id_or_prefix)?.id;
         let now = Utc::now();
         let tombstone = crate::index::on_change(self.index.as_ref(), |tx, log| {

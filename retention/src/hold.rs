@@ -208,6 +208,12 @@ pub fn validate_hold_name(name: &str) -> Result<(), String> {
     )
 }
 
+/// Checks the reason given for a hold, a release or a deletion: not blank, one line, at most
+/// [`MAX_HOLD_REASON`] characters.
+pub fn validate_reason(reason: &str) -> Result<(), String> {
+    check::text(reason, MAX_HOLD_REASON)
+}
+
 /// The active holds among `holds` that match a record with these facts, in the order given.
 /// A record with any is held: see [`may_delete`](crate::may_delete).
 pub fn holds_on<'h>(holds: &'h [Hold], facts: &RecordFacts<'_>) -> Vec<&'h Hold> {

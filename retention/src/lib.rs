@@ -76,6 +76,7 @@ use chrono::{DateTime, Utc};
 pub use delete::{Allowed, DeleteRequest, Refusal, may_delete};
 pub use hold::{
     Hold, HoldSelector, MAX_HOLD_NAME, MAX_HOLD_REASON, Release, holds_on, validate_hold_name,
+    validate_reason,
 };
 pub use period::{DEFAULT_RETENTION, MAX_YEARS, ParsePeriodError, RetentionPeriod};
 pub use policy::{Applied, ChangeRefused, MAX_RULES, Mode, Policy, PolicyError, Rule};
