@@ -2384,7 +2384,7 @@ fn a_vault_from_before_the_log_refuses_changes_until_init_adopts_it() {
                  DROP INDEX records_kind_blueprint; DROP INDEX findings_vuln_nocase; \
                  DROP TABLE changes; DROP INDEX records_digest_links; \
                  DROP TABLE record_retention; DROP TABLE retention_policy; DROP TABLE holds; \
-                 DROP TABLE tombstones; \
+                 DROP TABLE tombstones; DROP TABLE gate_policy; \
                  CREATE INDEX records_digest ON records (digest); \
                  DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;"
             }

@@ -137,6 +137,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0009_sweep.sql"),
         fill: None,
     },
+    Migration {
+        version: 10,
+        name: "gates",
+        sql: include_str!("../migrations/0010_gates.sql"),
+        fill: None,
+    },
 ];
 
 /// The index schema version this build writes.

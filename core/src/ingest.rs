@@ -260,6 +260,7 @@ pub fn push(
     limits: &Limits,
     mut request: PushRequest,
     now: DateTime<Utc>,
+    gate_decisions: bool,
     progress: &mut dyn FnMut(PushProgress),
 ) -> Result<PushOutcome> {
     let Target {
@@ -338,6 +339,17 @@ pub fn push(
                 records.push(record);
             }
         }
+    }
+    if !gate_decisions
+        && let Some(r) = records
+            .iter()
+            .find(|r| r.kind == Kind::PolicyResult || r.format == Format::EvaultPolicyResult)
+    {
+        return Err(Error::Invalid(format!(
+            "{}: a gate decision (kind policy-result) is written by the vault when it checks a \
+             gate (evault gate check), never pushed",
+            r.source_path
+        )));
     }
 
     // Verification: what the signatures say, under the trust in force. Detached signatures go

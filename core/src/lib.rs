@@ -18,6 +18,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod facts;
+pub mod gate;
 pub mod index;
 pub mod ingest;
 pub mod lock;

@@ -150,9 +150,6 @@ pub(crate) fn assign(
     ))
 }
 
-/// Kinds a policy rule may name: the evidence kinds, and the gate decisions to come (issue 8).
-const FUTURE_KINDS: [&str; 1] = ["policy-result"];
-
 /// A rule naming a kind evault does not have would never match: a typo (`sboms`) that would
 /// silently leave SBOMs at the default. Refused, naming the rule.
 fn check_kinds(policy: &Policy) -> Result<()> {
@@ -160,13 +157,11 @@ fn check_kinds(policy: &Policy) -> Result<()> {
         let Some(kind) = rule.kind.as_deref() else {
             continue;
         };
-        let known = evault_schema::Kind::ALL.iter().any(|k| k.as_str() == kind)
-            || FUTURE_KINDS.contains(&kind);
+        let known = evault_schema::Kind::ALL.iter().any(|k| k.as_str() == kind);
         if !known {
             let kinds: Vec<&str> = evault_schema::Kind::ALL
                 .iter()
                 .map(|k| k.as_str())
-                .chain(FUTURE_KINDS)
                 .collect();
             return Err(Error::Invalid(format!(
                 "invalid retention policy: rule {}: kind: unknown kind '{kind}', expected one \
@@ -465,6 +460,8 @@ pub(crate) fn fill(conn: &Connection) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use evault_retention::Policy;
+
     use crate::record::Record;
     use crate::testing::{push_links, sbom};
     use crate::vault::{LogVerifyOptions, Vault};
@@ -475,6 +472,25 @@ mod tests {
 
     fn deploy(version: &str, env: &str) -> serde_json::Value {
         crate::testing::deploy(version, env, "2026-03-01T10:00:00Z")
+    }
+
+    /// Rules may name every evidence kind (gate decisions included), and only those.
+    #[test]
+    fn rules_name_existing_kinds() {
+        super::check_kinds(&Policy::default()).unwrap();
+        let rule = |kind: &str| {
+            format!(
+                "mode = \"governance\"\ndefault = \"1y\"\n[[rule]]\nkind = \"{kind}\"\nperiod = \"7y\"\n"
+            )
+        };
+        for kind in evault_schema::Kind::ALL {
+            let policy = Policy::from_toml(&rule(kind.as_str())).unwrap();
+            super::check_kinds(&policy).unwrap();
+        }
+        let policy = Policy::from_toml(&rule("sboms")).unwrap();
+        let err = super::check_kinds(&policy).unwrap_err().to_string();
+        assert!(err.contains("rule 1: kind: unknown kind 'sboms'"), "{err}");
+        assert!(err.contains("policy-result"), "{err}");
     }
 
     fn until(r: &Record) -> (String, String) {

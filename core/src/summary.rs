@@ -62,7 +62,7 @@ pub fn summary(facts: &dyn FactRead, record: &Record) -> Result<Value> {
                 out.insert("subjects".into(), p.subjects.len().into());
             }
         }
-        Kind::Approval | Kind::Deploy | Kind::Rollback => {
+        Kind::Approval | Kind::Deploy | Kind::Rollback | Kind::PolicyResult => {
             if let Some(Value::Object(doc)) = facts.native(&record.digest)? {
                 let keep: &[&str] = match record.kind {
                     Kind::Approval => &[
@@ -72,6 +72,8 @@ pub fn summary(facts: &dyn FactRead, record: &Record) -> Result<Value> {
                         "environment",
                         "time",
                         "expires_at",
+                        "role",
+                        "vulnerabilities",
                     ],
                     Kind::Deploy => &[
                         "environment",
@@ -81,6 +83,7 @@ pub fn summary(facts: &dyn FactRead, record: &Record) -> Result<Value> {
                         "status",
                         "target",
                     ],
+                    Kind::PolicyResult => &["decision", "environment", "time", "actor", "policy"],
                     _ => &[
                         "environment",
                         "from_version",

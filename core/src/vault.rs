@@ -268,10 +268,22 @@ impl Vault {
         self
     }
 
-    /// Runs a push; `progress` hears how far staging has got.
+    /// Runs a push; `progress` hears how far staging has got. Gate decisions (kind
+    /// `policy-result`) are refused: only the vault writes them.
     pub fn push(
         &self,
         request: PushRequest,
+        progress: &mut dyn FnMut(PushProgress),
+    ) -> Result<PushOutcome> {
+        self.push_as(request, false, progress)
+    }
+
+    /// [`Vault::push`], letting gate decisions through when `gate_decisions` (the gate's own
+    /// records).
+    pub(crate) fn push_as(
+        &self,
+        request: PushRequest,
+        gate_decisions: bool,
         progress: &mut dyn FnMut(PushProgress),
     ) -> Result<PushOutcome> {
         ingest::push(
@@ -284,6 +296,7 @@ impl Vault {
             &self.config.limits,
             request,
             Utc::now(),
+            gate_decisions,
             progress,
         )
     }

@@ -884,6 +884,61 @@ mod tests {
     }
 
     #[test]
+    fn a_gate_decision_is_detected_with_its_links() {
+        let doc = br#"{
+          "_type": "https://evault.dev/policy-result/v1",
+          "blueprint": { "name": "checkout-api", "version": "1.4.2" },
+          "git_sha": "3CDD1207E3F0E552BFE79149DD98BF5151F2378C",
+          "environment": "production",
+          "artifact": "sha256:63ede188c102dc7e741492f51b5271003c0e1323a6e3f1e2f5c71545315bf715",
+          "decision": "warn",
+          "time": "2025-03-14T09:30:00Z",
+          "actor": "github-actions[bot]",
+          "policy": {
+            "source": "vault",
+            "engine": "toml",
+            "digest": "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+          },
+          "requirements": [
+            { "name": "evidence:sbom", "status": "pass", "message": "SBOM present.",
+              "records": ["0123456789abcdef0123456789abcdef"] },
+            { "name": "vulnerabilities:high", "status": "warn",
+              "message": "2 high vulnerabilities, at most 5 allowed." }
+          ]
+        }"#;
+        let found = detect_bytes(doc);
+        assert_eq!(
+            (found.format, found.kind),
+            (Format::EvaultPolicyResult, Kind::PolicyResult)
+        );
+        assert_eq!(found.kind.as_str(), "policy-result");
+        assert_eq!(
+            found.subjects,
+            ["sha256:63ede188c102dc7e741492f51b5271003c0e1323a6e3f1e2f5c71545315bf715"]
+        );
+        let native = found.native.as_ref().unwrap();
+        assert_eq!(native.blueprint(), Some(("checkout-api", Some("1.4.2"))));
+        assert_eq!(
+            native.git_sha(),
+            Some("3cdd1207e3f0e552bfe79149dd98bf5151f2378c")
+        );
+        assert_eq!(native.environment(), "production");
+        let err = resolve_kind(&found, Some(Kind::Approval), None).unwrap_err();
+        assert!(err.contains("cannot be approval"), "{err}");
+
+        // A gate decision that contradicts itself is refused, not stored as unknown.
+        let bad = String::from_utf8(doc.to_vec())
+            .unwrap()
+            .replace(r#""decision": "warn""#, r#""decision": "pass""#);
+        let err = detect(bad.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("not a valid evault gate decision: field 'decision'"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn declared_kinds_are_checked() {
         let text = detect_bytes(b"just words\n");
         assert_eq!(

@@ -1,9 +1,10 @@
-//! evault's own evidence documents (approvals, deploy receipts, rollback records) and the
-//! manifest that describes an evidence bundle.
+//! evault's own evidence documents (approvals, deploy receipts, rollback records, release gate
+//! decisions) and the manifest that describes an evidence bundle.
 //!
-//! Scanners and SBOM generators have their own formats; these three events do not, yet they are
-//! what an auditor asks about first (who approved this production change, what was deployed
-//! where, what happened when it was rolled back). evault defines small JSON documents for them,
+//! Scanners and SBOM generators have their own formats; these events do not, yet they are what an
+//! auditor asks about first (who approved this production change, what was deployed where, what
+//! happened when it was rolled back, what the release gate decided and why). evault defines small
+//! JSON documents for them,
 //! identified like in-toto statements by a `_type` URI that carries the version, so that CI
 //! pipelines can write them with `jq` and evault can detect them by content.
 //!
@@ -42,12 +43,14 @@ pub const APPROVAL_TYPE: &str = "https://evault.dev/approval/v1";
 pub const DEPLOY_TYPE: &str = "https://evault.dev/deploy/v1";
 /// `_type` of a [`Rollback`] record.
 pub const ROLLBACK_TYPE: &str = "https://evault.dev/rollback/v1";
+/// `_type` of a [`PolicyResult`] (a release gate's decision).
+pub const POLICY_RESULT_TYPE: &str = "https://evault.dev/policy-result/v1";
 /// `_type` of a [`BundleManifest`].
 pub const BUNDLE_MANIFEST_TYPE: &str = "https://evault.dev/bundle/v1";
 /// Name of the manifest file at the root of an evidence bundle.
 pub const BUNDLE_MANIFEST_FILE: &str = "evault-bundle.json";
 
-/// Largest approval, deploy or rollback document accepted, in bytes. Real ones are well under
+/// Largest approval, deploy, rollback or policy-result document accepted, in bytes. Real ones are well under
 /// 10 KiB; the bound keeps a hostile upload from costing more than a glance.
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 /// Largest bundle manifest accepted, in bytes: room for [`MAX_MANIFEST_FILES`] entries with
@@ -66,6 +69,21 @@ pub const MAX_LINK_CHARS: usize = 2048;
 pub const MAX_TARGET_CHARS: usize = 256;
 /// Longest approver `role`, in characters.
 pub const MAX_ROLE_CHARS: usize = 64;
+/// Most vulnerability ids one exception (an approval's `vulnerabilities`) may name.
+pub const MAX_EXCEPTION_VULNERABILITIES: usize = 1000;
+/// Longest vulnerability id (`CVE-2024-3094`, `GHSA-...`), in characters.
+pub const MAX_VULNERABILITY_ID_CHARS: usize = 128;
+/// Most requirements one gate decision may list.
+pub const MAX_REQUIREMENTS: usize = 1000;
+/// Most record ids one requirement of a gate decision may cite.
+pub const MAX_REQUIREMENT_RECORDS: usize = 10_000;
+/// Longest requirement name (`evidence:sbom`, `vulnerabilities:critical`), in characters.
+pub const MAX_REQUIREMENT_NAME_CHARS: usize = 128;
+/// Where a gate's policy came from: the built-in defaults, the policy stored in the vault, or a
+/// policy file given for this one check.
+pub const POLICY_SOURCES: [&str; 3] = ["built-in", "vault", "file"];
+/// The languages a gate policy can be written in.
+pub const POLICY_ENGINES: [&str; 2] = ["toml", "rego"];
 
 // Patterns for the JSON Schemas, mirroring `crate::validate` (ECMA-262 syntax).
 const IDENTIFIER_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]*$";
@@ -78,6 +96,8 @@ const LINE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u0
 const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*\\S[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
 /// No whitespace, no control characters.
 const LINK_PATTERN: &str = "^[^\\s\\u0000-\\u001F\\u007F-\\u009F]+$";
+/// A record id: 32 hexadecimal characters (stored in lowercase).
+const RECORD_ID_PATTERN: &str = "^[0-9A-Fa-f]{32}$";
 /// Relative `/`-separated path without empty, `.` or `..` segments, backslashes or controls.
 const PATH_PATTERN: &str = "^(?!(.*/)?\\.{1,2}(/|$))[^/\\\\\\u0000-\\u001F\\u007F-\\u009F]+(/[^/\\\\\\u0000-\\u001F\\u007F-\\u009F]+)*$";
 
@@ -304,6 +324,41 @@ impl fmt::Display for DeployStatus {
     }
 }
 
+/// What a gate (or one of its requirements) decided: pass, pass with a warning, or fail (the
+/// deploy must not go ahead).
+///
+/// Ordered from best to worst (`pass`, `warn`, `fail`): the outcome of several requirements is
+/// the worst of them, their maximum.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Satisfied.
+    Pass,
+    /// Satisfied, with something a reviewer should look at.
+    Warn,
+    /// Not satisfied: the deploy must not go ahead.
+    Fail,
+}
+
+impl Outcome {
+    /// The serialized name, `pass`, `warn` or `fail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Warn => "warn",
+            Outcome::Fail => "fail",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Reads an RFC 3339 timestamp (any offset) and converts it to UTC. Bare dates are refused here
 /// (unlike [`validate::rfc3339`] for command-line input): a document records an instant.
 fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -375,6 +430,15 @@ fn deploy_type_schema(_: &mut SchemaGenerator) -> Schema {
 }
 fn rollback_type_schema(_: &mut SchemaGenerator) -> Schema {
     type_schema(ROLLBACK_TYPE)
+}
+fn policy_result_type_schema(_: &mut SchemaGenerator) -> Schema {
+    type_schema(POLICY_RESULT_TYPE)
+}
+fn policy_source_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "string", "enum": POLICY_SOURCES })
+}
+fn policy_engine_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "string", "enum": POLICY_ENGINES })
 }
 fn bundle_type_schema(_: &mut SchemaGenerator) -> Schema {
     type_schema(BUNDLE_MANIFEST_TYPE)
@@ -506,8 +570,15 @@ fn check_subjects(path: &str, subjects: &mut Vec<String>) -> Result<(), Document
 /// A human decision to let a change go ahead (or not): who decided, when, why, and for which
 /// environment. Production deploys, database migrations and publishing images outside the
 /// organisation need one.
+///
+/// An approval that names `vulnerabilities` is an *exception*: an accepted risk, which must
+/// approve and must expire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend(
+    "if" = { "required": ["vulnerabilities"], "properties": { "vulnerabilities": { "minItems": 1 } } },
+    "then" = { "required": ["expires_at"], "properties": { "decision": { "const": "approve" } } }
+))]
 pub struct Approval {
     /// Document type: always `https://evault.dev/approval/v1`.
     #[serde(rename = "_type")]
@@ -552,9 +623,29 @@ pub struct Approval {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048), regex(pattern = LINK_PATTERN))]
     pub ticket: Option<String>,
+    /// Vulnerability ids (e.g. `CVE-2024-3094`, `GHSA-...`) whose risk this decision accepts: an
+    /// approval that names vulnerabilities is an *exception*, which a release gate counts against
+    /// its vulnerability thresholds until `expires_at`, and never as an approval of the release
+    /// itself.
+    #[serde(
+        default,
+        deserialize_with = "bounded::<_, _, MAX_EXCEPTION_VULNERABILITIES>",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(
+        length(max = MAX_EXCEPTION_VULNERABILITIES),
+        inner(length(min = 1, max = MAX_VULNERABILITY_ID_CHARS), regex(pattern = LINK_PATTERN))
+    )]
+    pub vulnerabilities: Vec<String>,
 }
 
 impl Approval {
+    /// Whether this approval is an exception (it names vulnerabilities whose risk it accepts)
+    /// rather than an approval of a release.
+    pub fn is_exception(&self) -> bool {
+        !self.vulnerabilities.is_empty()
+    }
+
     /// Checks every value and normalizes it (lowercase SHA), as [`parse_native`] does.
     pub fn validated(mut self) -> Result<Approval, DocumentError> {
         check_type(&self.type_, APPROVAL_TYPE)?;
@@ -583,8 +674,70 @@ impl Approval {
         if let Some(ticket) = &self.ticket {
             check_link("ticket", ticket)?;
         }
+        check_vulnerabilities(&mut self.vulnerabilities)?;
+        if self.is_exception() {
+            if self.expires_at.is_none() {
+                return Err(DocumentError::new(
+                    "expires_at",
+                    "required for an exception (an approval that names vulnerabilities): an \
+                     accepted risk must expire",
+                ));
+            }
+            if self.decision != Decision::Approve {
+                return Err(DocumentError::new(
+                    "decision",
+                    format!(
+                        "is \"{}\", but an exception (an approval that names vulnerabilities) \
+                         accepts a risk: it must be \"approve\"",
+                        self.decision
+                    ),
+                ));
+            }
+        }
         Ok(self)
     }
+}
+
+/// An exception's vulnerability ids: each one token of at most
+/// [`MAX_VULNERABILITY_ID_CHARS`] characters; repeats (compared case-insensitively, as
+/// `cve-2024-3094` and `CVE-2024-3094` are the same vulnerability) dropped, keeping the first.
+fn check_vulnerabilities(ids: &mut Vec<String>) -> Result<(), DocumentError> {
+    if ids.len() > MAX_EXCEPTION_VULNERABILITIES {
+        return Err(DocumentError::new(
+            "vulnerabilities",
+            format!("too many entries: at most {MAX_EXCEPTION_VULNERABILITIES} allowed"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in std::mem::take(ids).into_iter().enumerate() {
+        let path = format!("vulnerabilities[{i}]");
+        if id.is_empty() {
+            return Err(DocumentError::new(path, "must not be empty"));
+        }
+        let n = id.chars().count();
+        if n > MAX_VULNERABILITY_ID_CHARS {
+            return Err(DocumentError::new(
+                path,
+                format!("too long: {n} characters, at most {MAX_VULNERABILITY_ID_CHARS} allowed"),
+            ));
+        }
+        if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(DocumentError::new(
+                path,
+                format!(
+                    "'{}' contains whitespace or control characters; expected a vulnerability id \
+                     such as CVE-2024-3094",
+                    excerpt(&id)
+                ),
+            ));
+        }
+        if seen.insert(id.to_lowercase()) {
+            out.push(id);
+        }
+    }
+    *ids = out;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -719,6 +872,211 @@ impl Rollback {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Policy result
+
+/// A release gate's decision, as `evault gate check` records it: which blueprint version and
+/// commit it judged for which environment, under which policy, what each requirement found, and
+/// the overall outcome. Kept as evidence so that an auditor can see why a deploy was let through
+/// (or stopped), and with which records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyResult {
+    /// Document type: always `https://evault.dev/policy-result/v1`.
+    #[serde(rename = "_type")]
+    #[schemars(schema_with = "policy_result_type_schema")]
+    pub type_: String,
+    /// The blueprint version the gate judged.
+    pub blueprint: BlueprintRef,
+    /// The git commit the gate judged: 40 or 64 hexadecimal characters (stored in lowercase).
+    #[schemars(regex(pattern = GIT_SHA_PATTERN))]
+    pub git_sha: String,
+    /// The environment the gate guards, e.g. `production`.
+    #[schemars(length(min = 1, max = 64), regex(pattern = IDENTIFIER_PATTERN))]
+    pub environment: String,
+    /// Digest of the artifact about to be deployed (e.g. the container image), when the check
+    /// named one: `sha256:` and 64 hexadecimal characters (stored in lowercase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DIGEST_PATTERN))]
+    pub artifact: Option<String>,
+    /// The gate's decision: `pass`, `warn` (pass, with something to look at) or `fail` (the
+    /// deploy must not go ahead). Always the worst `status` among `requirements`.
+    pub decision: Outcome,
+    /// When the gate decided (RFC 3339; stored in UTC).
+    #[serde(deserialize_with = "de_time")]
+    pub time: DateTime<Utc>,
+    /// Who or what ran the check: a person or the CI identity.
+    #[schemars(length(min = 1, max = 256), regex(pattern = LINE_PATTERN))]
+    pub actor: String,
+    /// The policy the gate applied.
+    pub policy: PolicyRef,
+    /// What each requirement of the policy found, in the order the policy lists them: at least
+    /// one, at most 1000.
+    #[serde(deserialize_with = "bounded::<_, _, MAX_REQUIREMENTS>")]
+    #[schemars(length(min = 1, max = MAX_REQUIREMENTS))]
+    pub requirements: Vec<RequirementResult>,
+}
+
+/// The policy a gate applied: where it came from, its language, and the digest of its text, so
+/// that the decision can be reproduced and the policy in force at the time proven.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRef {
+    /// Where the policy came from: `built-in` (evault's defaults), `vault` (the policy stored in
+    /// the vault) or `file` (a policy file given for this check).
+    #[schemars(schema_with = "policy_source_schema")]
+    pub source: String,
+    /// The policy's language: `toml` or `rego`.
+    #[schemars(schema_with = "policy_engine_schema")]
+    pub engine: String,
+    /// SHA-256 of the policy text: `sha256:` and 64 hexadecimal characters (stored in
+    /// lowercase).
+    #[schemars(regex(pattern = DIGEST_PATTERN))]
+    pub digest: String,
+}
+
+/// What one requirement of a gate's policy found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementResult {
+    /// The requirement, e.g. `evidence:sbom`, `vulnerabilities:critical`, `approvals` or
+    /// `rego:deny`: one line, at most 128 characters.
+    #[schemars(length(min = 1, max = 128), regex(pattern = LINE_PATTERN))]
+    pub name: String,
+    /// What the requirement decided: `pass`, `warn` or `fail`.
+    pub status: Outcome,
+    /// What was found, for the person reading the decision, e.g. `2 critical vulnerabilities
+    /// (CVE-2024-3094, CVE-2024-6387); at most 0 allowed`. Not empty, at most 4096 characters.
+    #[schemars(length(min = 1, max = 4096), regex(pattern = TEXT_PATTERN))]
+    pub message: String,
+    /// Ids of the vault records the requirement was judged on (32 hexadecimal characters, stored
+    /// in lowercase), e.g. the SBOM found or the approvals counted. At most 10000.
+    #[serde(
+        default,
+        deserialize_with = "bounded::<_, _, MAX_REQUIREMENT_RECORDS>",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(length(max = MAX_REQUIREMENT_RECORDS), inner(regex(pattern = RECORD_ID_PATTERN)))]
+    pub records: Vec<String>,
+}
+
+impl PolicyResult {
+    /// Checks every value and normalizes it (lowercase SHA, digests and record ids), as
+    /// [`parse_native`] does; also that `decision` is the worst requirement `status`.
+    pub fn validated(mut self) -> Result<PolicyResult, DocumentError> {
+        check_type(&self.type_, POLICY_RESULT_TYPE)?;
+        self.blueprint.check("blueprint")?;
+        check_value("git_sha", &mut self.git_sha, validate::git_sha)?;
+        check_value("environment", &mut self.environment, validate::environment)?;
+        check_opt("artifact", &mut self.artifact, validate::digest)?;
+        check_value("actor", &mut self.actor, validate::actor)?;
+        self.policy.check("policy")?;
+        if self.requirements.is_empty() {
+            return Err(DocumentError::new(
+                "requirements",
+                "must not be empty: a gate decision lists the requirements it checked",
+            ));
+        }
+        if self.requirements.len() > MAX_REQUIREMENTS {
+            return Err(DocumentError::new(
+                "requirements",
+                format!("too many entries: at most {MAX_REQUIREMENTS} allowed"),
+            ));
+        }
+        for (i, r) in self.requirements.iter_mut().enumerate() {
+            r.check(&format!("requirements[{i}]"))?;
+        }
+        // The first requirement with the worst status, to name in the message.
+        let (worst_at, worst) = self
+            .requirements
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i, r.status))
+            .fold(
+                (0, Outcome::Pass),
+                |best, (i, s)| {
+                    if s > best.1 { (i, s) } else { best }
+                },
+            );
+        if self.decision != worst {
+            return Err(DocumentError::new(
+                "decision",
+                format!(
+                    "is \"{}\", but the worst requirement status is \"{worst}\" \
+                     (requirements[{worst_at}], '{}'): the decision must be the worst status",
+                    self.decision,
+                    excerpt(&self.requirements[worst_at].name)
+                ),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+impl PolicyRef {
+    fn check(&mut self, path: &str) -> Result<(), DocumentError> {
+        check_one_of(&format!("{path}.source"), &self.source, &POLICY_SOURCES)?;
+        check_one_of(&format!("{path}.engine"), &self.engine, &POLICY_ENGINES)?;
+        check_value(
+            &format!("{path}.digest"),
+            &mut self.digest,
+            validate::digest,
+        )
+    }
+}
+
+impl RequirementResult {
+    fn check(&mut self, path: &str) -> Result<(), DocumentError> {
+        check_line(
+            &format!("{path}.name"),
+            &self.name,
+            MAX_REQUIREMENT_NAME_CHARS,
+        )?;
+        check_text(&format!("{path}.message"), &self.message, MAX_REASON_CHARS)?;
+        if self.records.len() > MAX_REQUIREMENT_RECORDS {
+            return Err(DocumentError::new(
+                format!("{path}.records"),
+                format!("too many entries: at most {MAX_REQUIREMENT_RECORDS} allowed"),
+            ));
+        }
+        for (j, id) in self.records.iter_mut().enumerate() {
+            *id = record_id(&format!("{path}.records[{j}]"), id)?;
+        }
+        Ok(())
+    }
+}
+
+/// A value that must be one of a few fixed names.
+fn check_one_of(path: &str, value: &str, allowed: &[&str]) -> Result<(), DocumentError> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(DocumentError::new(
+            path,
+            format!(
+                "unknown value \"{}\", expected {}",
+                excerpt(value),
+                validate::quoted_list(allowed)
+            ),
+        ))
+    }
+}
+
+/// A vault record id: exactly 32 hexadecimal characters, returned in lowercase.
+fn record_id(path: &str, id: &str) -> Result<String, DocumentError> {
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id.to_ascii_lowercase())
+    } else {
+        Err(DocumentError::new(
+            path,
+            format!(
+                "invalid record id '{}': expected 32 hexadecimal characters",
+                excerpt(id)
+            ),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Native documents
 
 /// One of evault's own evidence documents, as [`parse_native`] returns it.
@@ -731,6 +1089,8 @@ pub enum NativeDocument {
     Deploy(Deploy),
     /// A rollback record (`https://evault.dev/rollback/v1`).
     Rollback(Rollback),
+    /// A release gate's decision (`https://evault.dev/policy-result/v1`).
+    PolicyResult(PolicyResult),
 }
 
 impl NativeDocument {
@@ -740,11 +1100,13 @@ impl NativeDocument {
             NativeDocument::Approval(_) => Format::EvaultApproval,
             NativeDocument::Deploy(_) => Format::EvaultDeploy,
             NativeDocument::Rollback(_) => Format::EvaultRollback,
+            NativeDocument::PolicyResult(_) => Format::EvaultPolicyResult,
         }
     }
 
-    /// The blueprint this document is about: name and version for approvals and deploys, name
-    /// only for rollbacks (which are about two versions, `from_version` and `to_version`).
+    /// The blueprint this document is about: name and version for approvals, deploys and gate
+    /// decisions, name only for rollbacks (which are about two versions, `from_version` and
+    /// `to_version`).
     pub fn blueprint(&self) -> Option<(&str, Option<&str>)> {
         match self {
             NativeDocument::Approval(Approval { blueprint, .. })
@@ -752,6 +1114,10 @@ impl NativeDocument {
                 .as_ref()
                 .map(|b| (b.name.as_str(), Some(b.version.as_str()))),
             NativeDocument::Rollback(r) => r.blueprint.as_deref().map(|name| (name, None)),
+            NativeDocument::PolicyResult(p) => Some((
+                p.blueprint.name.as_str(),
+                Some(p.blueprint.version.as_str()),
+            )),
         }
     }
 
@@ -761,6 +1127,7 @@ impl NativeDocument {
             NativeDocument::Approval(a) => a.git_sha.as_deref(),
             NativeDocument::Deploy(d) => d.git_sha.as_deref(),
             NativeDocument::Rollback(_) => None,
+            NativeDocument::PolicyResult(p) => Some(&p.git_sha),
         }
     }
 
@@ -770,16 +1137,19 @@ impl NativeDocument {
             NativeDocument::Approval(a) => &a.environment,
             NativeDocument::Deploy(d) => &d.environment,
             NativeDocument::Rollback(r) => &r.environment,
+            NativeDocument::PolicyResult(p) => &p.environment,
         }
     }
 
     /// The artifact digests this document is about: a deploy's artifact, a rollback's restored
-    /// artifact if given; none for approvals (they are about a blueprint version or commit).
+    /// artifact and a gate decision's artifact if given; none for approvals (they are about a
+    /// blueprint version or commit).
     pub fn subjects(&self) -> Vec<String> {
         match self {
             NativeDocument::Approval(_) => Vec::new(),
             NativeDocument::Deploy(d) => vec![d.artifact.clone()],
             NativeDocument::Rollback(r) => r.artifact.iter().cloned().collect(),
+            NativeDocument::PolicyResult(p) => p.artifact.iter().cloned().collect(),
         }
     }
 }
@@ -792,11 +1162,21 @@ pub fn native_type(type_uri: &str) -> Option<Format> {
         APPROVAL_TYPE => Some(Format::EvaultApproval),
         DEPLOY_TYPE => Some(Format::EvaultDeploy),
         ROLLBACK_TYPE => Some(Format::EvaultRollback),
+        POLICY_RESULT_TYPE => Some(Format::EvaultPolicyResult),
         _ => None,
     }
 }
 
-/// Parses and validates an approval, deploy receipt or rollback record, chosen by its `_type`.
+/// The `_type`s [`parse_native`] takes.
+const NATIVE_TYPES: [&str; 4] = [
+    APPROVAL_TYPE,
+    DEPLOY_TYPE,
+    ROLLBACK_TYPE,
+    POLICY_RESULT_TYPE,
+];
+
+/// Parses and validates an approval, deploy receipt, rollback record or gate decision, chosen by
+/// its `_type`.
 pub fn parse_native(bytes: &[u8]) -> Result<NativeDocument, DocumentError> {
     check_size(bytes, MAX_DOCUMENT_BYTES)?;
     let probe = probe(bytes)?;
@@ -805,7 +1185,7 @@ pub fn parse_native(bytes: &[u8]) -> Result<NativeDocument, DocumentError> {
             "_type",
             format!(
                 "missing; an evault document names its type, one of {}",
-                validate::quoted_list(&[APPROVAL_TYPE, DEPLOY_TYPE, ROLLBACK_TYPE])
+                validate::quoted_list(&NATIVE_TYPES)
             ),
         ));
     };
@@ -819,16 +1199,19 @@ pub fn parse_native(bytes: &[u8]) -> Result<NativeDocument, DocumentError> {
         Some(Format::EvaultRollback) => typed::<Rollback>(bytes)?
             .validated()
             .map(NativeDocument::Rollback),
+        Some(Format::EvaultPolicyResult) => typed::<PolicyResult>(bytes)?
+            .validated()
+            .map(NativeDocument::PolicyResult),
         _ if type_ == BUNDLE_MANIFEST_TYPE => Err(DocumentError::new(
             "_type",
-            "this is a bundle manifest, not an approval, deploy or rollback document",
+            "this is a bundle manifest, not an approval, deploy, rollback or policy-result document",
         )),
         _ => Err(DocumentError::new(
             "_type",
             format!(
                 "unknown document type \"{}\", expected {}",
                 excerpt(&type_),
-                validate::quoted_list(&[APPROVAL_TYPE, DEPLOY_TYPE, ROLLBACK_TYPE])
+                validate::quoted_list(&NATIVE_TYPES)
             ),
         )),
     }
@@ -866,8 +1249,8 @@ fn typed<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, DocumentError>
 // Derived struct deserializers also accept a JSON array (fields by position), which would let
 // `["https://evault.dev/approval/v1", "alice", ...]` or `"blueprint": ["x", "1.0"]` through although
 // the schemas say object. The probe reads the document once, cheaply (values are skipped, not
-// stored), and refuses arrays where an object belongs: the top level, `blueprint`, and the
-// entries of `files`.
+// stored), and refuses arrays where an object belongs: the top level, `blueprint` and `policy`,
+// and the entries of `files` and `requirements`.
 
 struct Probe {
     type_: Option<String>,
@@ -907,8 +1290,8 @@ impl<'de> Deserialize<'de> for Probe {
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     match key.as_ref() {
                         "_type" => type_ = Some(map.next_value::<String>()?),
-                        "blueprint" => map.next_value_seed(Shape::NotArray)?,
-                        "files" => map.next_value_seed(Shape::ArrayOfNonArrays)?,
+                        "blueprint" | "policy" => map.next_value_seed(Shape::NotArray)?,
+                        "files" | "requirements" => map.next_value_seed(Shape::ArrayOfNonArrays)?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -922,7 +1305,8 @@ impl<'de> Deserialize<'de> for Probe {
     }
 }
 
-/// What the probe accepts for a value: anything but an array, or (for `files`) anything, with
+/// What the probe accepts for a value: anything but an array, or (for `files` and
+/// `requirements`) anything, with
 /// array entries that are not arrays themselves. Other type mismatches are left to the typed pass.
 #[derive(Clone, Copy)]
 enum Shape {
@@ -1175,6 +1559,10 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
             root_schema::<Rollback>("rollback", "evault rollback record"),
         ),
         (
+            "policy-result.schema.json",
+            root_schema::<PolicyResult>("policy-result", "evault gate decision"),
+        ),
+        (
             "bundle-manifest.schema.json",
             root_schema::<BundleManifest>("bundle", "evault bundle manifest"),
         ),
@@ -1231,6 +1619,10 @@ mod tests {
         assert_eq!(native_type(APPROVAL_TYPE), Some(Format::EvaultApproval));
         assert_eq!(native_type(DEPLOY_TYPE), Some(Format::EvaultDeploy));
         assert_eq!(native_type(ROLLBACK_TYPE), Some(Format::EvaultRollback));
+        assert_eq!(
+            native_type(POLICY_RESULT_TYPE),
+            Some(Format::EvaultPolicyResult)
+        );
         assert_eq!(native_type(BUNDLE_MANIFEST_TYPE), None);
         assert_eq!(native_type("https://in-toto.io/Statement/v1"), None);
     }

@@ -35,13 +35,15 @@ pub enum Kind {
     RollbackPlan,
     /// A test report (JUnit XML).
     TestReport,
+    /// A release gate's decision (evault's policy-result document), written by `evault gate check`.
+    PolicyResult,
     /// Anything else.
     Other,
 }
 
 impl Kind {
     /// Every kind, in a stable order (used for help texts and docs).
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Sbom,
         Kind::VulnScan,
         Kind::Vex,
@@ -53,6 +55,7 @@ impl Kind {
         Kind::Rollback,
         Kind::RollbackPlan,
         Kind::TestReport,
+        Kind::PolicyResult,
         Kind::Other,
     ];
 
@@ -70,6 +73,7 @@ impl Kind {
             Kind::Rollback => "rollback",
             Kind::RollbackPlan => "rollback-plan",
             Kind::TestReport => "test-report",
+            Kind::PolicyResult => "policy-result",
             Kind::Other => "other",
         }
     }
@@ -126,6 +130,7 @@ pub enum Format {
     EvaultApproval,
     EvaultDeploy,
     EvaultRollback,
+    EvaultPolicyResult,
     /// A classic in-toto layout (signed metadata with `_type: layout`).
     IntotoLayout,
     /// A classic in-toto link (signed metadata with `_type: link`).
@@ -153,7 +158,7 @@ pub enum Format {
 
 impl Format {
     /// Every format, in a stable order.
-    pub const ALL: [Format; 30] = [
+    pub const ALL: [Format; 31] = [
         Format::CyclonedxJson,
         Format::CyclonedxXml,
         Format::SpdxJson,
@@ -171,6 +176,7 @@ impl Format {
         Format::EvaultApproval,
         Format::EvaultDeploy,
         Format::EvaultRollback,
+        Format::EvaultPolicyResult,
         Format::IntotoLayout,
         Format::IntotoLink,
         Format::SigstoreTrustedRoot,
@@ -206,6 +212,7 @@ impl Format {
             Format::EvaultApproval => "evault-approval",
             Format::EvaultDeploy => "evault-deploy",
             Format::EvaultRollback => "evault-rollback",
+            Format::EvaultPolicyResult => "evault-policy-result",
             Format::IntotoLayout => "intoto-layout",
             Format::IntotoLink => "intoto-link",
             Format::SigstoreTrustedRoot => "sigstore-trusted-root",
@@ -242,6 +249,7 @@ impl Format {
             Format::EvaultApproval => "evault approval",
             Format::EvaultDeploy => "evault deploy receipt",
             Format::EvaultRollback => "evault rollback record",
+            Format::EvaultPolicyResult => "evault gate decision",
             Format::IntotoLayout => "in-toto layout",
             Format::IntotoLink => "in-toto link",
             Format::SigstoreTrustedRoot => "Sigstore trusted root",
@@ -283,6 +291,7 @@ impl Format {
             Format::EvaultApproval => Kind::Approval,
             Format::EvaultDeploy => Kind::Deploy,
             Format::EvaultRollback => Kind::Rollback,
+            Format::EvaultPolicyResult => Kind::PolicyResult,
             Format::SigstoreTrustedRoot
             | Format::PemPublicKey
             | Format::PemCertificate
@@ -387,5 +396,30 @@ mod tests {
         assert!(!Format::Unknown.allows_kind(Kind::VulnScan));
         assert!(!Format::SpdxJson.allows_kind(Kind::Vex));
         assert!(Format::CyclonedxJson.allows_kind(Kind::Vex));
+    }
+
+    #[test]
+    fn gate_decisions_are_only_ever_policy_results() {
+        assert_eq!("policy-result".parse::<Kind>().unwrap(), Kind::PolicyResult);
+        assert_eq!(
+            "evault-policy-result".parse::<Format>().unwrap(),
+            Format::EvaultPolicyResult
+        );
+        assert_eq!(Format::EvaultPolicyResult.title(), "evault gate decision");
+        for k in Kind::ALL {
+            assert_eq!(
+                Format::EvaultPolicyResult.allows_kind(k),
+                matches!(k, Kind::PolicyResult | Kind::Other),
+                "{k}"
+            );
+        }
+        // No other format can pass itself off as a gate decision.
+        for f in Format::ALL {
+            assert_eq!(
+                f.allows_kind(Kind::PolicyResult),
+                f == Format::EvaultPolicyResult,
+                "{f}"
+            );
+        }
     }
 }

@@ -7,13 +7,18 @@ use evault_schema::Format;
 use evault_schema::Kind;
 use evault_schema::documents::{
     APPROVAL_TYPE, BUNDLE_MANIFEST_TYPE, Decision, DeployStatus, DocumentError, MAX_DOCUMENT_BYTES,
-    MAX_MANIFEST_FILES, NativeDocument, json_schemas, parse_manifest, parse_native,
+    MAX_MANIFEST_FILES, NativeDocument, Outcome, POLICY_RESULT_TYPE, json_schemas, parse_manifest,
+    parse_native,
 };
 use serde_json::{Value, json};
 
 const SHA: &str = "3cdd1207e3f0e552bfe79149dd98bf5151f2378c";
 const IMAGE_142: &str = "sha256:63ede188c102dc7e741492f51b5271003c0e1323a6e3f1e2f5c71545315bf715";
 const IMAGE_141: &str = "sha256:49517423154a560b694292350118ea1d80adebc256a72116563d39faf4d4d160";
+const POLICY_DIGEST: &str =
+    "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+const SBOM_RECORD: &str = "0123456789abcdef0123456789abcdef";
+const SCAN_RECORD: &str = "fedcba9876543210fedcba9876543210";
 
 fn approval() -> Value {
     json!({
@@ -62,6 +67,56 @@ fn rollback() -> Value {
     })
 }
 
+/// The production gate stopping checkout-api 1.4.2 over a critical vulnerability.
+fn policy_result() -> Value {
+    json!({
+        "_type": "https://evault.dev/policy-result/v1",
+        "blueprint": { "name": "checkout-api", "version": "1.4.2" },
+        "git_sha": SHA,
+        "environment": "production",
+        "artifact": IMAGE_142,
+        "decision": "fail",
+        "time": "2025-03-14T09:20:11Z",
+        "actor": "github-actions[bot]",
+        "policy": { "source": "vault", "engine": "toml", "digest": POLICY_DIGEST },
+        "requirements": [
+            {
+                "name": "evidence:sbom",
+                "status": "pass",
+                "message": "CycloneDX SBOM present (412 components).",
+                "records": [SBOM_RECORD]
+            },
+            {
+                "name": "vulnerabilities:critical",
+                "status": "fail",
+                "message": "1 critical vulnerability (CVE-2024-3094), at most 0 allowed.",
+                "records": [SCAN_RECORD]
+            },
+            {
+                "name": "approvals",
+                "status": "warn",
+                "message": "No approval yet; production needs 1."
+            }
+        ]
+    })
+}
+
+/// An exception: the CISO accepts two vulnerabilities for a week.
+fn exception() -> Value {
+    json!({
+        "_type": "https://evault.dev/approval/v1",
+        "approver": "ciso@acme.example",
+        "decision": "approve",
+        "reason": "Not reachable: the vulnerable parser is not used by checkout-api.",
+        "environment": "production",
+        "time": "2025-03-14T09:26:53Z",
+        "blueprint": { "name": "checkout-api", "version": "1.4.2" },
+        "expires_at": "2025-03-21T09:26:53Z",
+        "role": "ciso",
+        "vulnerabilities": ["CVE-2024-3094", "GHSA-h5c8-rqwp-cp95"]
+    })
+}
+
 fn manifest() -> Value {
     json!({
         "_type": "https://evault.dev/bundle/v1",
@@ -98,6 +153,14 @@ fn minimal_examples() -> Vec<Value> {
             "reason": "Latency regression.", "time": "2025-03-14T10:02:30Z", "actor": "argo-rollouts"
         }),
         json!({ "_type": BUNDLE_MANIFEST_TYPE }),
+        json!({
+            "_type": POLICY_RESULT_TYPE,
+            "blueprint": { "name": "checkout-api", "version": "1.4.2" }, "git_sha": SHA,
+            "environment": "staging", "decision": "pass", "time": "2025-03-14T09:20:11Z",
+            "actor": "deploy-bot",
+            "policy": { "source": "built-in", "engine": "toml", "digest": POLICY_DIGEST },
+            "requirements": [{ "name": "evidence:sbom", "status": "pass", "message": "Present." }]
+        }),
     ]
 }
 
@@ -186,12 +249,13 @@ fn a_rollback_record_parses_with_the_blueprint_name_only() {
 
 #[test]
 fn documents_with_only_required_fields_parse() {
-    let [a, d, r, m] = <[Value; 4]>::try_from(minimal_examples()).unwrap();
+    let [a, d, r, m, p] = <[Value; 5]>::try_from(minimal_examples()).unwrap();
     assert_eq!(parse_native(&bytes(&a)).unwrap().blueprint(), None);
     assert_eq!(parse_native(&bytes(&d)).unwrap().git_sha(), None);
     assert!(parse_native(&bytes(&r)).unwrap().subjects().is_empty());
     let m = parse_manifest(&bytes(&m)).unwrap();
     assert!(m.files.is_empty() && m.subjects.is_empty());
+    assert!(parse_native(&bytes(&p)).unwrap().subjects().is_empty());
 }
 
 #[test]
@@ -210,13 +274,121 @@ fn digests_shas_and_times_are_normalized() {
 
 #[test]
 fn parsed_documents_serialize_back_to_equal_documents() {
-    for v in [approval(), deploy(), rollback()] {
+    for v in [
+        approval(),
+        deploy(),
+        rollback(),
+        policy_result(),
+        exception(),
+    ] {
         let doc = parse_native(&bytes(&v)).unwrap();
         let again = parse_native(&serde_json::to_vec(&doc).unwrap()).unwrap();
         assert_eq!(doc, again);
     }
     let m = parse_manifest(&bytes(&manifest())).unwrap();
     assert_eq!(parse_manifest(&serde_json::to_vec(&m).unwrap()).unwrap(), m);
+}
+
+#[test]
+fn a_gate_decision_parses_with_its_links() {
+    let doc = parse_native(&bytes(&policy_result())).unwrap();
+    assert_eq!(doc.format(), Format::EvaultPolicyResult);
+    assert_eq!(doc.format().default_kind(), Kind::PolicyResult);
+    assert_eq!(doc.blueprint(), Some(("checkout-api", Some("1.4.2"))));
+    assert_eq!(doc.git_sha(), Some(SHA));
+    assert_eq!(doc.environment(), "production");
+    assert_eq!(doc.subjects(), vec![IMAGE_142.to_string()]);
+    let NativeDocument::PolicyResult(p) = doc else {
+        panic!("not a policy result")
+    };
+    assert_eq!(p.decision, Outcome::Fail);
+    assert_eq!(p.policy.source, "vault");
+    assert_eq!(p.requirements.len(), 3);
+    assert_eq!(p.requirements[1].name, "vulnerabilities:critical");
+    assert_eq!(p.requirements[1].records, [SCAN_RECORD]);
+    assert!(p.requirements[2].records.is_empty());
+}
+
+#[test]
+fn a_gate_decision_round_trips_through_parse_native() {
+    let doc = parse_native(&bytes(&policy_result())).unwrap();
+    let text = serde_json::to_value(&doc).unwrap();
+    assert_eq!(text, policy_result(), "nothing added, nothing lost");
+    assert_eq!(
+        parse_native(&serde_json::to_vec(&doc).unwrap()).unwrap(),
+        doc
+    );
+}
+
+#[test]
+fn gate_decision_values_are_normalized() {
+    let doc = with(policy_result(), "/git_sha", json!(SHA.to_uppercase()));
+    let doc = with(doc, "/artifact", json!(IMAGE_142.to_uppercase()));
+    let doc = with(doc, "/policy/digest", json!(POLICY_DIGEST.to_uppercase()));
+    let doc = with(
+        doc,
+        "/requirements/0/records",
+        json!([SBOM_RECORD.to_uppercase()]),
+    );
+    let doc = with(doc, "/time", json!("2025-03-14T10:20:11+01:00"));
+    let NativeDocument::PolicyResult(p) = parse_native(&bytes(&doc)).unwrap() else {
+        panic!("not a policy result")
+    };
+    assert_eq!(p.git_sha, SHA);
+    assert_eq!(p.artifact.as_deref(), Some(IMAGE_142));
+    assert_eq!(p.policy.digest, POLICY_DIGEST);
+    assert_eq!(p.requirements[0].records, [SBOM_RECORD]);
+    assert_eq!(p.time.to_rfc3339(), "2025-03-14T09:20:11+00:00");
+}
+
+#[test]
+fn outcomes_are_ordered_from_best_to_worst() {
+    assert!(Outcome::Pass < Outcome::Warn && Outcome::Warn < Outcome::Fail);
+    let worst = [Outcome::Warn, Outcome::Pass, Outcome::Fail, Outcome::Warn]
+        .into_iter()
+        .max();
+    assert_eq!(worst, Some(Outcome::Fail));
+    assert_eq!(Outcome::Warn.to_string(), "warn");
+    assert_eq!(serde_json::to_value(Outcome::Fail).unwrap(), "fail");
+}
+
+#[test]
+fn an_exception_names_the_vulnerabilities_it_accepts() {
+    let NativeDocument::Approval(a) = parse_native(&bytes(&exception())).unwrap() else {
+        panic!("not an approval")
+    };
+    assert!(a.is_exception());
+    assert_eq!(a.vulnerabilities, ["CVE-2024-3094", "GHSA-h5c8-rqwp-cp95"]);
+    let NativeDocument::Approval(a) = parse_native(&bytes(&approval())).unwrap() else {
+        panic!("not an approval")
+    };
+    assert!(!a.is_exception(), "an approval without vulnerabilities");
+    assert!(
+        !serde_json::to_value(&a)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .contains_key("vulnerabilities"),
+        "an empty list is not written"
+    );
+}
+
+#[test]
+fn exception_ids_are_deduplicated_keeping_the_first_spelling() {
+    let doc = with(
+        exception(),
+        "/vulnerabilities",
+        json!([
+            "CVE-2024-3094",
+            "GHSA-h5c8-rqwp-cp95",
+            "cve-2024-3094",
+            "GHSA-H5C8-RQWP-CP95"
+        ]),
+    );
+    let NativeDocument::Approval(a) = parse_native(&bytes(&doc)).unwrap() else {
+        panic!("not an approval")
+    };
+    assert_eq!(a.vulnerabilities, ["CVE-2024-3094", "GHSA-h5c8-rqwp-cp95"]);
 }
 
 #[test]
@@ -367,6 +539,197 @@ fn other_values_are_validated_too() {
         let e = native_err(&doc);
         assert_eq!(e.path, path, "{e}");
     }
+}
+
+#[test]
+fn an_exception_without_an_expiry_is_refused() {
+    let e = native_err(&without(exception(), "expires_at"));
+    assert_eq!(e.path, "expires_at");
+    assert_eq!(
+        e.reason,
+        "required for an exception (an approval that names vulnerabilities): an accepted risk \
+         must expire"
+    );
+    // An approval that accepts no vulnerability needs no expiry.
+    let plain = with(
+        without(exception(), "expires_at"),
+        "/vulnerabilities",
+        json!([]),
+    );
+    parse_native(&bytes(&plain)).unwrap();
+}
+
+#[test]
+fn an_exception_that_rejects_is_refused() {
+    let e = native_err(&with(exception(), "/decision", json!("reject")));
+    assert_eq!(e.path, "decision");
+    assert!(e.reason.contains("must be \"approve\""), "{e}");
+}
+
+#[test]
+fn bad_exception_ids_are_refused() {
+    for (bad, why) in [
+        ("", "must not be empty"),
+        ("CVE-2024-3094 CVE-2024-6387", "whitespace"),
+        ("CVE-2024-3094\u{0}", "control"),
+    ] {
+        let doc = with(exception(), "/vulnerabilities", json!(["CVE-2024-1", bad]));
+        let e = native_err(&doc);
+        assert_eq!(e.path, "vulnerabilities[1]", "{bad:?}");
+        assert!(e.reason.contains(why), "{bad:?}: {e}");
+    }
+    let e = native_err(&with(
+        exception(),
+        "/vulnerabilities",
+        json!(["X".repeat(129)]),
+    ));
+    assert_eq!(e.path, "vulnerabilities[0]");
+    assert!(e.reason.contains("too long: 129"), "{e}");
+    let many: Vec<String> = (0..=1000).map(|i| format!("CVE-2024-{i}")).collect();
+    let e = native_err(&with(exception(), "/vulnerabilities", json!(many)));
+    assert_eq!(e.path, "vulnerabilities");
+    assert!(e.reason.contains("at most 1000"), "{e}");
+}
+
+#[test]
+fn a_decision_that_is_not_the_worst_requirement_status_is_refused() {
+    let e = native_err(&with(policy_result(), "/decision", json!("warn")));
+    assert_eq!(e.path, "decision");
+    assert_eq!(
+        e.reason,
+        "is \"warn\", but the worst requirement status is \"fail\" (requirements[1], \
+         'vulnerabilities:critical'): the decision must be the worst status"
+    );
+    let all_pass = with(policy_result(), "/requirements/1/status", json!("pass"));
+    let all_pass = with(all_pass, "/requirements/2/status", json!("pass"));
+    assert_eq!(native_err(&all_pass).path, "decision");
+    parse_native(&bytes(&with(all_pass, "/decision", json!("pass")))).unwrap();
+}
+
+#[test]
+fn a_gate_decision_without_requirements_is_refused() {
+    let e = native_err(&with(policy_result(), "/requirements", json!([])));
+    assert_eq!(e.path, "requirements");
+    assert!(e.reason.starts_with("must not be empty"), "{e}");
+    let e = native_err(&without(policy_result(), "requirements"));
+    assert_eq!(e.reason, "missing field \"requirements\"");
+}
+
+#[test]
+fn a_bad_record_id_is_refused() {
+    for bad in [
+        "0123456789abcdef",
+        "0123456789abcdef0123456789abcdeg",
+        "",
+        "r-1",
+    ] {
+        let doc = with(
+            policy_result(),
+            "/requirements/1/records",
+            json!([SCAN_RECORD, bad]),
+        );
+        let e = native_err(&doc);
+        assert_eq!(e.path, "requirements[1].records[1]", "{bad:?}");
+        assert!(
+            e.reason.contains("expected 32 hexadecimal characters"),
+            "{bad:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_policy_source_or_engine_is_refused() {
+    let e = native_err(&with(policy_result(), "/policy/source", json!("git")));
+    assert_eq!(e.path, "policy.source");
+    assert_eq!(
+        e.reason,
+        "unknown value \"git\", expected \"built-in\", \"vault\" or \"file\""
+    );
+    let e = native_err(&with(policy_result(), "/policy/engine", json!("cue")));
+    assert_eq!(e.path, "policy.engine");
+    assert_eq!(
+        e.reason,
+        "unknown value \"cue\", expected \"toml\" or \"rego\""
+    );
+    let e = native_err(&with(policy_result(), "/policy/digest", json!("sha256:00")));
+    assert_eq!(e.path, "policy.digest");
+}
+
+#[test]
+fn other_gate_decision_values_are_validated() {
+    let cases = [
+        (with(policy_result(), "/colour", json!("red")), "colour"),
+        (
+            with(policy_result(), "/policy/colour", json!("red")),
+            "policy.colour",
+        ),
+        (
+            with(policy_result(), "/requirements/0/colour", json!("red")),
+            "requirements[0].colour",
+        ),
+        (
+            with(policy_result(), "/requirements/0/status", json!("ok")),
+            "requirements[0].status",
+        ),
+        (
+            with(policy_result(), "/requirements/0/name", json!("a\nb")),
+            "requirements[0].name",
+        ),
+        (
+            with(
+                policy_result(),
+                "/requirements/0/name",
+                json!("x".repeat(129)),
+            ),
+            "requirements[0].name",
+        ),
+        (
+            with(policy_result(), "/requirements/2/message", json!(" ")),
+            "requirements[2].message",
+        ),
+        (
+            with(
+                policy_result(),
+                "/requirements/0",
+                json!(["evidence:sbom", "pass", "ok"]),
+            ),
+            "requirements[0]",
+        ),
+        (
+            with(
+                policy_result(),
+                "/policy",
+                json!(["vault", "toml", POLICY_DIGEST]),
+            ),
+            "policy",
+        ),
+        (
+            with(policy_result(), "/decision", json!("block")),
+            "decision",
+        ),
+        (with(policy_result(), "/git_sha", json!("main")), "git_sha"),
+        (
+            with(policy_result(), "/artifact", json!("sha256:00")),
+            "artifact",
+        ),
+        (
+            with(policy_result(), "/environment", json!("")),
+            "environment",
+        ),
+        (with(policy_result(), "/actor", json!("")), "actor"),
+        (
+            with(policy_result(), "/blueprint/version", json!("1 4")),
+            "blueprint.version",
+        ),
+    ];
+    for (doc, path) in cases {
+        let e = native_err(&doc);
+        assert_eq!(e.path, path, "{e}");
+    }
+    let e = native_err(&without(policy_result(), "git_sha"));
+    assert_eq!(e.reason, "missing field \"git_sha\"");
+    let e = native_err(&without(policy_result(), "blueprint"));
+    assert_eq!(e.reason, "missing field \"blueprint\"");
 }
 
 #[test]
@@ -598,6 +961,7 @@ fn schema_for(type_uri: &str) -> Value {
         "https://evault.dev/approval/v1" => "approval.schema.json",
         "https://evault.dev/deploy/v1" => "deploy.schema.json",
         "https://evault.dev/rollback/v1" => "rollback.schema.json",
+        "https://evault.dev/policy-result/v1" => "policy-result.schema.json",
         "https://evault.dev/bundle/v1" => "bundle-manifest.schema.json",
         other => panic!("no schema for {other}"),
     };
@@ -658,6 +1022,7 @@ fn schemas_are_valid_draft_2020_12_with_ids_and_titles() {
             "approval.schema.json",
             "deploy.schema.json",
             "rollback.schema.json",
+            "policy-result.schema.json",
             "bundle-manifest.schema.json"
         ]
     );
@@ -683,6 +1048,10 @@ fn schemas_are_valid_draft_2020_12_with_ids_and_titles() {
     assert_eq!(
         schema_for(APPROVAL_TYPE)["properties"]["_type"]["const"],
         APPROVAL_TYPE
+    );
+    assert_eq!(
+        schema_for(POLICY_RESULT_TYPE)["properties"]["_type"]["const"],
+        POLICY_RESULT_TYPE
     );
 }
 
@@ -710,7 +1079,14 @@ fn every_property_has_a_description() {
 
 #[test]
 fn examples_satisfy_both_the_parser_and_the_schema() {
-    let mut examples = vec![approval(), deploy(), rollback(), manifest()];
+    let mut examples = vec![
+        approval(),
+        deploy(),
+        rollback(),
+        manifest(),
+        policy_result(),
+        exception(),
+    ];
     examples.extend(minimal_examples());
     for doc in examples {
         parse_any(&doc).unwrap_or_else(|e| panic!("{e}\n{doc:#}"));
@@ -749,6 +1125,20 @@ fn the_schema_refuses_what_the_parser_refuses() {
         with(manifest(), "/files/0/path", json!("a/")),
         with(manifest(), "/files/0/kind", json!("sboms")),
         with(manifest(), "/subjects", json!(["sha256:00"])),
+        with(exception(), "/vulnerabilities", json!(["CVE 1"])),
+        with(exception(), "/decision", json!("reject")),
+        without(exception(), "expires_at"),
+        with(policy_result(), "/requirements", json!([])),
+        with(policy_result(), "/requirements/0/records", json!(["abc"])),
+        with(policy_result(), "/requirements/0/status", json!("ok")),
+        with(policy_result(), "/requirements/0/name", json!("a\nb")),
+        with(policy_result(), "/policy/source", json!("git")),
+        with(policy_result(), "/policy/engine", json!("cue")),
+        with(policy_result(), "/policy/digest", json!("sha256:00")),
+        with(policy_result(), "/decision", json!("block")),
+        with(policy_result(), "/colour", json!("red")),
+        without(policy_result(), "git_sha"),
+        without(policy_result(), "blueprint"),
     ];
     for doc in refused {
         assert!(parse_any(&doc).is_err(), "parser accepted {doc:#}");
@@ -759,6 +1149,15 @@ fn the_schema_refuses_what_the_parser_refuses() {
         parse_any(&doc).unwrap();
         assert!(schema_errors(&doc).is_empty(), "{path}");
     }
+    // An empty list of vulnerabilities makes no exception: no expiry needed, rejecting allowed.
+    let doc = with(
+        without(exception(), "expires_at"),
+        "/vulnerabilities",
+        json!([]),
+    );
+    let doc = with(doc, "/decision", json!("reject"));
+    parse_any(&doc).unwrap();
+    assert!(schema_errors(&doc).is_empty(), "{doc:#}");
 }
 
 #[test]
@@ -780,7 +1179,7 @@ fn readme_examples_parse_and_satisfy_their_schemas() {
             (None, _) => {}
         }
     }
-    assert_eq!(blocks.len(), 4, "one example per schema");
+    assert_eq!(blocks.len(), 6, "one example per schema, and an exception");
     let mut types = Vec::new();
     for block in blocks {
         let doc: Value = serde_json::from_str(&block).unwrap_or_else(|e| panic!("{e}\n{block}"));
@@ -793,8 +1192,10 @@ fn readme_examples_parse_and_satisfy_their_schemas() {
         types,
         [
             "https://evault.dev/approval/v1",
+            "https://evault.dev/approval/v1",
             "https://evault.dev/deploy/v1",
             "https://evault.dev/rollback/v1",
+            "https://evault.dev/policy-result/v1",
             "https://evault.dev/bundle/v1"
         ]
     );

@@ -678,6 +678,7 @@ fn noun(table: Table) -> &'static str {
         "retention-policy" => "retention policy",
         "hold" => "legal hold",
         "tombstone" => "tombstone",
+        "gate-policy" => "gate policy",
         _ => "object",
     }
 }

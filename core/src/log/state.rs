@@ -2,7 +2,7 @@
 //!
 //! Every object the vault keeps is named by a *subject*: `record/<id>`, `blob/<digest>`,
 //! `token/<name>`, `trust-key/<name>`, `trust-identity/<name>`, `trust-root/<name>`,
-//! `trust-requirement/<pattern>`, `retention-policy/current`, `hold/<name>`, `tombstone/<record id>@<time>`. Each log entry
+//! `trust-requirement/<pattern>`, `retention-policy/current`, `hold/<name>`, `tombstone/<record id>@<time>`, `gate-policy/current`. Each log entry
 //! carries the complete new state of one subject (or `null` when it is removed), read back from
 //! the index inside the transaction that made the change. The state is the object's rows as stored, column by column, so `evault log verify`
 //! can compare any row of the index with the newest entry for its subject using the very same
@@ -78,9 +78,14 @@ pub const TOMBSTONES: Table = Table {
     table: "tombstones",
     key: "key",
 };
+pub const GATE_POLICY: Table = Table {
+    prefix: "gate-policy",
+    table: "gate_policy",
+    key: "name",
+};
 
 /// Every kind of object the log accounts for.
-pub const TABLES: [Table; 10] = [
+pub const TABLES: [Table; 11] = [
     RECORDS,
     BLOBS,
     TOKENS,
@@ -91,6 +96,7 @@ pub const TABLES: [Table; 10] = [
     RETENTION_POLICY,
     HOLDS,
     TOMBSTONES,
+    GATE_POLICY,
 ];
 
 /// Rows that hang off an object and are part of its state, and rows that must have a parent:

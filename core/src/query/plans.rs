@@ -285,7 +285,7 @@ fn live_from_the_changes_table_matches_the_documents_and_survives_the_migration(
         "DROP TABLE changes; DROP INDEX records_digest_links; \
          CREATE INDEX records_digest ON records (digest); \
          DROP TABLE record_retention; DROP TABLE retention_policy; DROP TABLE holds; \
-         DROP TABLE tombstones; \
+         DROP TABLE tombstones; DROP TABLE gate_policy; \
          DELETE FROM schema_migrations WHERE version >= 7; PRAGMA user_version = 6;",
     )
     .unwrap();

@@ -77,7 +77,7 @@ pub struct RollbackRequest {
 }
 
 /// The time written into a document: now, to the microsecond (as the index keeps times).
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
@@ -110,7 +110,7 @@ pub(crate) fn version_shas(
 
 /// The commit to link: the one given (with a warning if the evidence names others), else the
 /// single commit the version's evidence names.
-fn choose_sha(
+pub(crate) fn choose_sha(
     given: Option<&str>,
     known: &BTreeSet<String>,
     blueprint: &str,
@@ -145,7 +145,7 @@ fn choose_sha(
 
 /// Refuses a caller whose scopes do not cover `blueprint`, before anything about the blueprint
 /// is looked up (so that a refusal says nothing about another team's versions or commits).
-fn check_scope(actor: &str, blueprint: &str, scopes: &[String]) -> Result<()> {
+pub(crate) fn check_scope(actor: &str, blueprint: &str, scopes: &[String]) -> Result<()> {
     if scopes.is_empty()
         || scopes
             .iter()
@@ -159,11 +159,11 @@ fn check_scope(actor: &str, blueprint: &str, scopes: &[String]) -> Result<()> {
     )))
 }
 
-fn bad(field: &str, e: validate::ValueError) -> Error {
+pub(crate) fn bad(field: &str, e: validate::ValueError) -> Error {
     Error::Invalid(format!("invalid {field} '{}': {}", e.value, e.reason))
 }
 
-fn invalid(what: &str, e: evault_schema::documents::DocumentError) -> Error {
+pub(crate) fn invalid(what: &str, e: evault_schema::documents::DocumentError) -> Error {
     Error::Invalid(format!("invalid {what}: {e}"))
 }
 
@@ -354,7 +354,7 @@ impl Vault {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn push_native(
+    pub(crate) fn push_native(
         &self,
         bytes: Vec<u8>,
         name: &str,
@@ -364,7 +364,7 @@ impl Vault {
         scopes: &[String],
         warnings: Vec<String>,
     ) -> Result<Recorded> {
-        let mut outcome = self.push(
+        let mut outcome = self.push_as(
             PushRequest {
                 sources: vec![PushSource::Reader {
                     name: name.into(),
@@ -376,6 +376,7 @@ impl Vault {
                 expand_archives: false,
                 allowed_blueprints: scopes.to_vec(),
             },
+            kind == Kind::PolicyResult,
             &mut |_| {},
         )?;
         let mut all = warnings;

@@ -32,6 +32,10 @@ pub struct VersionEvidence {
     pub tests: Vec<Evidence>,
     /// Other attestations and files.
     pub other: Vec<Evidence>,
+    /// The release gate's decisions about the version (`policy-result` records), every
+    /// environment's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<Evidence>,
 }
 
 impl VersionEvidence {
@@ -45,6 +49,7 @@ impl VersionEvidence {
             Kind::Approval => &mut self.approvals,
             Kind::RollbackPlan => &mut self.rollback_plans,
             Kind::TestReport => &mut self.tests,
+            Kind::PolicyResult => &mut self.gates,
             Kind::Deploy | Kind::Rollback => return,
             Kind::Attestation | Kind::Other => &mut self.other,
         };
@@ -65,6 +70,7 @@ impl VersionEvidence {
             (Kind::Approval, &self.approvals),
             (Kind::RollbackPlan, &self.rollback_plans),
             (Kind::TestReport, &self.tests),
+            (Kind::PolicyResult, &self.gates),
         ] {
             if !list.is_empty() {
                 out.insert(kind.as_str().to_string(), list.len());
@@ -217,6 +223,14 @@ fn approval_gaps(
         .approvals
         .iter()
         .filter(|a| field(a, "environment").is_some_and(|e| e.eq_ignore_ascii_case(environment)))
+        // Exceptions (approvals naming vulnerabilities) accept a risk; they do not approve a
+        // release.
+        .filter(|a| {
+            a.summary
+                .get("vulnerabilities")
+                .and_then(Value::as_array)
+                .is_none_or(|v| v.is_empty())
+        })
         .collect();
     if for_env.is_empty() {
         gaps.push(format!("no approval recorded for {environment}"));

@@ -1,0 +1,413 @@
+//! The gate's input: everything a policy may judge about one blueprint version going to one
+//! environment, as one JSON document. The built-in rules read it, and so does a Rego policy
+//! (`input` in Rego), so both judge exactly the same facts. `docs/gates.md` documents every
+//! field; [`INPUT_SCHEMA`] versions it.
+//!
+//! The facts are the vault's, never the caller's: which records exist, what they say, how they
+//! verified, who pushed them. A few derived flags (`suppressed`, `current`, `by_approver`,
+//! `approver_pushed`, `about_artifact`) are computed once here, the same way for every engine.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use evault_schema::Kind;
+use evault_schema::extract::apply::{applies, suppresses};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::facts::FactRead;
+use crate::query::{Evidence, Reader};
+use crate::record::format_time;
+use crate::verification::VerificationStatus;
+
+/// The version of the input document's shape.
+pub const INPUT_SCHEMA: &str = "https://evault.dev/gate-input/v1";
+
+/// The gate's input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateInput {
+    /// Always [`INPUT_SCHEMA`].
+    pub schema: String,
+    pub blueprint: String,
+    pub version: String,
+    pub environment: String,
+    /// The commit the version's evidence names; empty when it names none or several (see
+    /// `git_shas`).
+    pub git_sha: String,
+    /// Every commit the version's evidence names.
+    pub git_shas: Vec<String>,
+    /// The artifact being deployed, when the check names one.
+    pub artifact: Option<String>,
+    /// When the check runs (RFC 3339, UTC).
+    pub now: String,
+    /// Who pushed the version's evidence (approvals and gate decisions aside).
+    pub pushers: Vec<String>,
+    /// The version's records by kind name (`sbom`, `vuln-scan`, ...).
+    pub evidence: BTreeMap<String, Vec<Item>>,
+    /// The findings of every vulnerability scan of the version, one entry per vulnerability and
+    /// package, with what VEX and exceptions say about it.
+    pub vulnerabilities: Vec<Vulnerability>,
+    pub provenance: Vec<ProvenanceFact>,
+    pub signatures: Vec<SignatureFact>,
+    /// Approvals of the version for this environment (exceptions excluded).
+    pub approvals: Vec<ApprovalFact>,
+    /// Exceptions (approvals naming vulnerabilities) of the version for this environment.
+    pub exceptions: Vec<ApprovalFact>,
+}
+
+/// One record of the version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: String,
+    pub format: String,
+    /// Who pushed it.
+    pub producer: String,
+    pub ingested_at: String,
+    /// `verified`, `failed`, `unsigned`, `untrusted`, or `none` (never verified).
+    pub verification: String,
+    pub subjects: Vec<String>,
+}
+
+/// One vulnerability in one package, as the version's scans report it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vulnerability {
+    pub id: String,
+    pub aliases: Vec<String>,
+    /// `critical`, `high`, `medium`, `low` or `unknown` (the highest any scan gave it).
+    pub severity: String,
+    pub package: Option<String>,
+    pub package_version: Option<String>,
+    pub purl: Option<String>,
+    /// The scan records that report it.
+    pub records: Vec<String>,
+    /// The VEX status that settles it (newest statement first), if any.
+    pub vex_status: Option<String>,
+    /// The VEX record of that statement.
+    pub vex_record: Option<String>,
+    /// VEX says `not_affected` or `fixed`: it does not count.
+    pub suppressed: bool,
+    /// Exceptions (record ids) naming it or one of its aliases, valid or not.
+    pub exceptions: Vec<String>,
+}
+
+/// A provenance record of the version (or about the artifact).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvenanceFact {
+    pub id: String,
+    pub verified: bool,
+    pub verification: String,
+    pub verified_by: Option<String>,
+    pub builder_id: Option<String>,
+    pub source_repo: Option<String>,
+    pub source_commit: Option<String>,
+    pub subjects: Vec<String>,
+    /// No artifact was named, or it is among the subjects.
+    pub about_artifact: bool,
+}
+
+/// A signature record of the version (or about the artifact).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignatureFact {
+    pub id: String,
+    pub verified: bool,
+    pub verification: String,
+    /// `key <name>`, `identity <name> (<san>)`, ...
+    pub verified_by: Option<String>,
+    /// The trusted key's or identity's name, when verified by one.
+    pub signer: Option<String>,
+    pub subjects: Vec<String>,
+    pub about_artifact: bool,
+}
+
+/// An approval or exception for this environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalFact {
+    pub id: String,
+    pub approver: String,
+    pub role: Option<String>,
+    /// `approve` or `reject`.
+    pub decision: String,
+    pub reason: String,
+    pub time: String,
+    pub expires_at: Option<String>,
+    /// Given by now and not expired.
+    pub current: bool,
+    /// Who pushed the record.
+    pub producer: String,
+    /// Recorded by the approver it names (`evault approve`), not by someone else on their
+    /// behalf.
+    pub by_approver: bool,
+    /// The approver also pushed evidence of the version.
+    pub approver_pushed: bool,
+    /// For exceptions: the vulnerability ids it accepts.
+    pub vulnerabilities: Vec<String>,
+}
+
+fn str_field<'a>(e: &'a Evidence, key: &str) -> Option<&'a str> {
+    e.summary.get(key).and_then(Value::as_str)
+}
+
+fn verification_of(e: &Evidence) -> (bool, String, Option<String>) {
+    match &e.verification {
+        Some(v) => (
+            v.status == VerificationStatus::Verified,
+            v.status.as_str().to_string(),
+            v.by.clone(),
+        ),
+        None => (false, "none".into(), None),
+    }
+}
+
+/// The trusted key's or identity's name in a verdict's `by` (`key release-key`,
+/// `identity ci (https://...)`).
+fn signer_of(by: &str) -> Option<String> {
+    let rest = by
+        .strip_prefix("key ")
+        .or_else(|| by.strip_prefix("identity "))?;
+    rest.split_whitespace().next().map(str::to_string)
+}
+
+fn time_of(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn severity_rank(s: &str) -> u8 {
+    match s {
+        "critical" => 4,
+        "high" => 3,
+        "medium" => 2,
+        "low" => 1,
+        _ => 0,
+    }
+}
+
+/// Builds the input for `blueprint` `version` going to `environment` at `now`, from one
+/// snapshot of the index.
+pub(crate) fn build(
+    reader: &Reader<'_>,
+    blueprint: &str,
+    version: &str,
+    environment: &str,
+    artifact: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<GateInput> {
+    let records = reader.records(
+        "r.blueprint_name = ?1 AND r.blueprint_version = ?2 \
+         AND r.kind NOT IN ('deploy', 'rollback', 'policy-result')",
+        &[&blueprint, &version],
+    )?;
+    let mut evidence: Vec<Evidence> = Vec::with_capacity(records.len());
+    for r in &records {
+        evidence.push(reader.evidence(r)?);
+    }
+    if let Some(artifact) = artifact {
+        let about = reader.records(
+            "r.id IN (SELECT record_id FROM record_subjects WHERE digest = ?1) \
+             AND +r.kind IN ('provenance', 'signature')",
+            &[&artifact],
+        )?;
+        for r in &about {
+            if !evidence.iter().any(|e| e.id == r.id) {
+                evidence.push(reader.evidence(r)?);
+            }
+        }
+    }
+    let git_shas: BTreeSet<String> = records.iter().map(|r| r.git_sha.clone()).collect();
+    let git_sha = if git_shas.len() == 1 {
+        git_shas.iter().next().cloned().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let pushers: BTreeSet<String> = records
+        .iter()
+        .filter(|r| r.kind != Kind::Approval)
+        .map(|r| r.producer.clone())
+        .collect();
+    let about_artifact =
+        |subjects: &[String]| artifact.is_none_or(|a| subjects.iter().any(|s| s == a));
+
+    let mut by_kind: BTreeMap<String, Vec<Item>> = BTreeMap::new();
+    let mut provenance = Vec::new();
+    let mut signatures = Vec::new();
+    let mut approvals = Vec::new();
+    let mut exceptions = Vec::new();
+    for e in &evidence {
+        let (verified, verification, verified_by) = verification_of(e);
+        by_kind
+            .entry(e.kind.as_str().to_string())
+            .or_default()
+            .push(Item {
+                id: e.id.clone(),
+                format: e.format.as_str().to_string(),
+                producer: e.producer.clone(),
+                ingested_at: e.ingested_at.clone(),
+                verification: verification.clone(),
+                subjects: e.subjects.clone(),
+            });
+        match e.kind {
+            Kind::Provenance => provenance.push(ProvenanceFact {
+                id: e.id.clone(),
+                verified,
+                verification,
+                verified_by,
+                builder_id: str_field(e, "builder_id").map(str::to_string),
+                source_repo: str_field(e, "source_repo").map(str::to_string),
+                source_commit: str_field(e, "source_commit").map(str::to_string),
+                subjects: e.subjects.clone(),
+                about_artifact: about_artifact(&e.subjects),
+            }),
+            Kind::Signature => signatures.push(SignatureFact {
+                id: e.id.clone(),
+                verified,
+                verification,
+                signer: verified_by
+                    .as_deref()
+                    .filter(|_| verified)
+                    .and_then(signer_of),
+                verified_by,
+                subjects: e.subjects.clone(),
+                about_artifact: about_artifact(&e.subjects),
+            }),
+            Kind::Approval => {
+                let Some(fact) = approval_fact(reader, e, environment, now, &pushers)? else {
+                    continue;
+                };
+                if fact.vulnerabilities.is_empty() {
+                    approvals.push(fact);
+                } else {
+                    exceptions.push(fact);
+                }
+            }
+            _ => {}
+        }
+    }
+    let vulnerabilities = vulnerabilities(reader, &records, blueprint, version, &exceptions)?;
+    Ok(GateInput {
+        schema: INPUT_SCHEMA.into(),
+        blueprint: blueprint.into(),
+        version: version.into(),
+        environment: environment.into(),
+        git_sha,
+        git_shas: git_shas.into_iter().collect(),
+        artifact: artifact.map(str::to_string),
+        now: format_time(now),
+        pushers: pushers.into_iter().collect(),
+        evidence: by_kind,
+        vulnerabilities,
+        provenance,
+        signatures,
+        approvals,
+        exceptions,
+    })
+}
+
+/// The approval `e` if it is for `environment`.
+fn approval_fact(
+    reader: &Reader<'_>,
+    e: &Evidence,
+    environment: &str,
+    now: DateTime<Utc>,
+    pushers: &BTreeSet<String>,
+) -> Result<Option<ApprovalFact>> {
+    let Some(Value::Object(doc)) = reader.facts().native(&e.digest)? else {
+        return Ok(None);
+    };
+    let text = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
+    if !text("environment").is_some_and(|env| env.eq_ignore_ascii_case(environment)) {
+        return Ok(None);
+    }
+    let approver = text("approver").unwrap_or_default();
+    let time = text("time").unwrap_or_default();
+    let expires_at = text("expires_at");
+    let given = time_of(&time).is_some_and(|t| t <= now);
+    let unexpired = expires_at
+        .as_deref()
+        .is_none_or(|x| time_of(x).is_some_and(|x| x > now));
+    let vulnerabilities = doc
+        .get("vulnerabilities")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(ApprovalFact {
+        id: e.id.clone(),
+        by_approver: e.producer == approver,
+        approver_pushed: pushers.contains(&approver),
+        approver,
+        role: text("role"),
+        decision: text("decision").unwrap_or_default(),
+        reason: text("reason").unwrap_or_default(),
+        time,
+        expires_at,
+        current: given && unexpired,
+        producer: e.producer.clone(),
+        vulnerabilities,
+    }))
+}
+
+/// The findings of the version's scans, merged by vulnerability and package, judged against
+/// its VEX statements (newest first) and named by its exceptions.
+fn vulnerabilities(
+    reader: &Reader<'_>,
+    records: &[crate::record::Record],
+    blueprint: &str,
+    version: &str,
+    exceptions: &[ApprovalFact],
+) -> Result<Vec<Vulnerability>> {
+    let facts = reader.facts();
+    let vex = facts.vex_for(blueprint, version)?;
+    let mut out: Vec<Vulnerability> = Vec::new();
+    let mut at: BTreeMap<(String, Option<String>, Option<String>), usize> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.kind == Kind::VulnScan) {
+        for f in facts.findings(&r.digest)? {
+            let key = (
+                f.id.to_ascii_uppercase(),
+                f.purl.clone().or_else(|| f.package.clone()),
+                f.version.clone(),
+            );
+            if let Some(&i) = at.get(&key) {
+                let v = &mut out[i];
+                if !v.records.contains(&r.id) {
+                    v.records.push(r.id.clone());
+                }
+                if severity_rank(f.severity.as_str()) > severity_rank(&v.severity) {
+                    v.severity = f.severity.as_str().to_string();
+                }
+                continue;
+            }
+            let settled = vex.iter().find(|(_, s)| applies(s, &f));
+            let ids: Vec<&String> = std::iter::once(&f.id).chain(&f.aliases).collect();
+            let named_by: Vec<String> = exceptions
+                .iter()
+                .filter(|x| {
+                    x.vulnerabilities
+                        .iter()
+                        .any(|v| ids.iter().any(|id| id.eq_ignore_ascii_case(v)))
+                })
+                .map(|x| x.id.clone())
+                .collect();
+            at.insert(key, out.len());
+            out.push(Vulnerability {
+                severity: f.severity.as_str().to_string(),
+                package: f.package.clone(),
+                package_version: f.version.clone(),
+                purl: f.purl.clone(),
+                records: vec![r.id.clone()],
+                vex_status: settled.map(|(_, s)| s.status.as_str().to_string()),
+                vex_record: settled.map(|(id, _)| id.clone()),
+                suppressed: suppresses(settled.map(|(_, s)| s.status)),
+                exceptions: named_by,
+                aliases: f.aliases,
+                id: f.id,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,731 @@
+//! Scenario tests of the gate on a real vault: evidence pushed as pipelines push it, approvals
+//! and exceptions recorded as people record them, decisions read back from the index.
+
+use std::io::Cursor;
+
+use chrono::{Duration, Utc};
+use evault_schema::Kind;
+use evault_schema::documents::{Decision, Outcome};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::ingest::{PushRequest, PushSource};
+use crate::record::Record;
+
+const BP: &str = "checkout-api";
+const V: &str = "1.4.2";
+
+fn sha() -> String {
+    "a".repeat(40)
+}
+
+fn vault() -> (tempfile::TempDir, Vault) {
+    let dir = tempfile::tempdir().unwrap();
+    let (vault, _) = Vault::init(dir.path(), "admin").unwrap();
+    (dir, vault)
+}
+
+fn push_as(
+    vault: &Vault,
+    producer: &str,
+    file: &str,
+    bytes: Vec<u8>,
+    kind: Option<Kind>,
+) -> Result<Record> {
+    let outcome = vault.push(
+        PushRequest {
+            sources: vec![PushSource::Reader {
+                name: file.to_string(),
+                reader: Box::new(Cursor::new(bytes)),
+            }],
+            links: LinkArgs {
+                blueprint: Some(BP.into()),
+                version: Some(V.into()),
+                git_sha: Some(sha()),
+                ..LinkArgs::default()
+            },
+            kind,
+            producer: producer.into(),
+            expand_archives: false,
+            allowed_blueprints: Vec::new(),
+        },
+        &mut |_| {},
+    )?;
+    Ok(outcome.records[0].record.clone())
+}
+
+fn push(vault: &Vault, file: &str, doc: &Value) -> Record {
+    push_as(vault, "ci", file, serde_json::to_vec(doc).unwrap(), None).unwrap()
+}
+
+/// A grype report with `n_critical` critical and `n_high` high findings (CVE-2026-1000.. and
+/// CVE-2026-2000..).
+fn scan(n_critical: usize, n_high: usize) -> Value {
+    let finding = |id: String, severity: &str| {
+        json!({"vulnerability": {"id": id, "severity": severity},
+               "artifact": {"name": "lodash", "version": "4.17.20", "type": "npm",
+                            "purl": "pkg:npm/lodash@4.17.20"}})
+    };
+    let mut matches = Vec::new();
+    for i in 0..n_critical {
+        matches.push(finding(format!("CVE-2026-{}", 1000 + i), "Critical"));
+    }
+    for i in 0..n_high {
+        matches.push(finding(format!("CVE-2026-{}", 2000 + i), "High"));
+    }
+    json!({"matches": matches, "source": {"type": "image"},
+           "descriptor": {"name": "grype", "version": "0.74.0"}})
+}
+
+fn vex_not_affected(cve: &str) -> Value {
+    json!({"@context": "https://openvex.dev/ns/v0.2.0",
+           "@id": "https://acme.example/vex/1", "author": "security@acme.example",
+           "timestamp": "2026-03-01T09:00:00Z", "version": 1,
+           "statements": [{"vulnerability": {"name": cve},
+                           "products": [{"@id": "pkg:oci/checkout-api"}],
+                           "status": "not_affected",
+                           "justification": "vulnerable_code_not_in_execute_path"}]})
+}
+
+/// Everything the built-in policy asks for, pushed by `ci`, with a scan of `critical` and
+/// `high` findings.
+fn full_evidence(vault: &Vault, critical: usize, high: usize) {
+    push(vault, "sbom.json", &crate::testing::sbom("lodash"));
+    push(vault, "scan.json", &scan(critical, high));
+    push_as(
+        vault,
+        "ci",
+        "junit.xml",
+        b"<testsuites><testsuite name=\"api\" tests=\"1\"><testcase name=\"ok\"/></testsuite></testsuites>"
+            .to_vec(),
+        None,
+    )
+    .unwrap();
+    push_as(
+        vault,
+        "ci",
+        "rollback_plan.md",
+        b"# Rollback plan\n\n## Trigger Conditions\n- error rate > 5%\n".to_vec(),
+        Some(Kind::RollbackPlan),
+    )
+    .unwrap();
+}
+
+fn check(vault: &Vault, env: &str, policy: Option<&str>) -> GateDecision {
+    vault
+        .gate_check(
+            CheckRequest {
+                blueprint: BP.into(),
+                version: V.into(),
+                environment: env.into(),
+                policy: policy.map(str::to_string),
+                ..CheckRequest::default()
+            },
+            "ci",
+            &[],
+        )
+        .unwrap()
+}
+
+fn status(d: &GateDecision, name: &str) -> Outcome {
+    d.requirements
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no requirement {name} in {:#?}", d.requirements))
+        .status
+}
+
+fn message(d: &GateDecision, name: &str) -> String {
+    d.requirements
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.message.clone())
+        .unwrap_or_default()
+}
+
+fn approve(vault: &Vault, who: &str, role: &str, decision: Decision) -> Result<Recorded> {
+    vault.record_approval(
+        ApprovalRequest {
+            blueprint: BP.into(),
+            version: V.into(),
+            environment: "production".into(),
+            decision,
+            reason: "change reviewed in CHG-1234".into(),
+            expires: Some("7d".into()),
+            ticket: Some("CHG-1234".into()),
+            git_sha: None,
+        },
+        who,
+        role,
+        &[],
+    )
+}
+
+fn except(vault: &Vault, who: &str, role: &str, vulns: &[&str]) -> Recorded {
+    vault
+        .record_exception(
+            ExceptionRequest {
+                blueprint: BP.into(),
+                version: V.into(),
+                environment: "production".into(),
+                vulnerabilities: vulns.iter().map(|v| v.to_string()).collect(),
+                reason: "not reachable from the public API; fix scheduled".into(),
+                expires: "14d".into(),
+                ticket: None,
+                git_sha: None,
+            },
+            who,
+            role,
+            &[],
+        )
+        .unwrap()
+}
+
+/// An approval document written by hand, given at `given` and expiring at `expires`, pushed
+/// by `producer`.
+fn approval_doc(
+    approver: &str,
+    given: chrono::DateTime<Utc>,
+    expires: chrono::DateTime<Utc>,
+    vulns: &[&str],
+) -> Vec<u8> {
+    let mut doc = json!({"_type": "https://evault.dev/approval/v1", "approver": approver,
+        "decision": "approve", "reason": "ok", "environment": "production",
+        "time": format_time(given), "expires_at": format_time(expires), "role": "approver",
+        "blueprint": {"name": BP, "version": V}});
+    if !vulns.is_empty() {
+        doc["vulnerabilities"] = json!(vulns);
+    }
+    serde_json::to_vec(&doc).unwrap()
+}
+
+#[test]
+fn a_version_without_evidence_fails_every_requirement_and_no_policy_means_fail() {
+    let (_d, vault) = vault();
+    let err = vault
+        .gate_check(
+            CheckRequest {
+                blueprint: BP.into(),
+                version: V.into(),
+                environment: "production".into(),
+                ..CheckRequest::default()
+            },
+            "ci",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(err.decision, Outcome::Fail);
+    assert_eq!(status(&err, "version"), Outcome::Fail);
+    assert_eq!(status(&err, "evidence:sbom"), Outcome::Fail);
+    assert!(err.record.is_none(), "nothing to link the decision to");
+    assert!(
+        err.warnings[0].contains("not recorded"),
+        "{:?}",
+        err.warnings
+    );
+
+    full_evidence(&vault, 0, 0);
+    let dev = check(&vault, "dev", None);
+    assert_eq!(dev.decision, Outcome::Fail);
+    assert!(message(&dev, "policy").contains("no gate policy covers environment 'dev'"));
+}
+
+#[test]
+fn staging_passes_on_complete_evidence_and_the_decision_is_a_record() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 2);
+    let d = check(&vault, "staging", None);
+    assert_eq!(d.decision, Outcome::Pass, "{:#?}", d.requirements);
+    assert_eq!(d.policy.source, "built-in");
+    assert_eq!(status(&d, "vulnerabilities:high"), Outcome::Pass);
+    let id = d.record.clone().unwrap();
+    let record = vault.record(&id).unwrap();
+    assert_eq!(record.kind, Kind::PolicyResult);
+    assert_eq!(record.git_sha, sha());
+    assert_eq!(record.environment.as_deref(), Some("staging"));
+    let summary = vault.summary(&record).unwrap();
+    assert_eq!(summary["decision"], "pass");
+
+    // Nobody may push a decision of their own.
+    let bytes = vault
+        .open_blob(&record.digest.parse().unwrap())
+        .map(|(_, mut r)| {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut r, &mut out).unwrap();
+            out
+        });
+    let mut doc: Value = serde_json::from_slice(&bytes.unwrap()).unwrap();
+    doc["time"] = json!("2026-01-01T00:00:00Z");
+    let err = push_as(
+        &vault,
+        "ci",
+        "forged.json",
+        serde_json::to_vec(&doc).unwrap(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("never pushed"), "{err}");
+    let err = push_as(
+        &vault,
+        "ci",
+        "forged.txt",
+        b"pass".to_vec(),
+        Some(Kind::PolicyResult),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cannot be policy-result"), "{err}");
+}
+
+#[test]
+fn more_high_findings_warn_in_staging_and_fail_in_production_unless_an_exception_covers_them() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 5);
+    approve(&vault, "alice", "approver", Decision::Approve).unwrap();
+    let staging = check(&vault, "staging", None);
+    assert_eq!(
+        staging.decision,
+        Outcome::Warn,
+        "{:#?}",
+        staging.requirements
+    );
+    assert_eq!(status(&staging, "vulnerabilities:high"), Outcome::Warn);
+
+    let prod = check(&vault, "production", None);
+    assert_eq!(prod.decision, Outcome::Fail);
+    assert!(message(&prod, "vulnerabilities:high").contains("5 high after VEX (at most 3 allowed"));
+
+    // An exception by someone without the role does not count.
+    except(
+        &vault,
+        "mallory",
+        "developer",
+        &["CVE-2026-2000", "CVE-2026-2001"],
+    );
+    assert_eq!(check(&vault, "production", None).decision, Outcome::Fail);
+
+    // Two accepted by an approver: three remain, which is allowed, with a warning.
+    let x = except(
+        &vault,
+        "carol",
+        "approver",
+        &["cve-2026-2000", "CVE-2026-2001"],
+    );
+    let prod = check(&vault, "production", None);
+    assert_eq!(prod.decision, Outcome::Warn, "{:#?}", prod.requirements);
+    let high = prod
+        .requirements
+        .iter()
+        .find(|r| r.name == "vulnerabilities:high")
+        .unwrap();
+    assert!(high.records.contains(&x.record.record.id), "{high:?}");
+    assert!(
+        high.message.contains("accepted by exception"),
+        "{}",
+        high.message
+    );
+}
+
+#[test]
+fn an_expired_exception_no_longer_covers_anything() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 4);
+    approve(&vault, "alice", "approver", Decision::Approve).unwrap();
+    let now = Utc::now();
+    // Recorded by carol herself, but it ran out an hour ago.
+    push_as(
+        &vault,
+        "carol",
+        "old-exception.json",
+        approval_doc(
+            "carol",
+            now - Duration::days(15),
+            now - Duration::hours(1),
+            &["CVE-2026-2000"],
+        ),
+        None,
+    )
+    .unwrap();
+    let d = check(&vault, "production", None);
+    assert_eq!(
+        status(&d, "vulnerabilities:high"),
+        Outcome::Fail,
+        "{:#?}",
+        d.requirements
+    );
+    // The same exception, still running: the gate lets the version through with a warning.
+    push_as(
+        &vault,
+        "carol",
+        "exception.json",
+        approval_doc(
+            "carol",
+            now - Duration::days(1),
+            now + Duration::days(13),
+            &["CVE-2026-2000"],
+        ),
+        None,
+    )
+    .unwrap();
+    assert_eq!(check(&vault, "production", None).decision, Outcome::Warn);
+}
+
+#[test]
+fn vex_turns_a_critical_failure_into_a_pass() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 1, 0);
+    approve(&vault, "alice", "approver", Decision::Approve).unwrap();
+    let before = check(&vault, "production", None);
+    assert_eq!(before.decision, Outcome::Fail);
+    assert_eq!(status(&before, "vulnerabilities:critical"), Outcome::Fail);
+    assert!(message(&before, "vulnerabilities:critical").contains("CVE-2026-1000"));
+
+    let vex = push(&vault, "vex.json", &vex_not_affected("CVE-2026-1000"));
+    let after = check(&vault, "production", None);
+    assert_eq!(after.decision, Outcome::Pass, "{:#?}", after.requirements);
+    let critical = after
+        .requirements
+        .iter()
+        .find(|r| r.name == "vulnerabilities:critical")
+        .unwrap();
+    assert!(
+        critical.message.contains("1 settled by VEX"),
+        "{}",
+        critical.message
+    );
+    assert!(critical.records.contains(&vex.id), "{critical:?}");
+}
+
+#[test]
+fn approvals_need_the_role_the_approver_themselves_and_separation_of_duties() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 0);
+    let d = check(&vault, "production", None);
+    assert_eq!(status(&d, "approvals"), Outcome::Fail);
+    assert_eq!(status(&d, "evidence:approval"), Outcome::Fail);
+
+    // The pusher approving their own change: recorded, with a warning, and not counted.
+    let own = approve(&vault, "ci", "approver", Decision::Approve).unwrap();
+    assert!(
+        own.warnings
+            .iter()
+            .any(|w| w.contains("separation of duties")),
+        "{:?}",
+        own.warnings
+    );
+    let d = check(&vault, "production", None);
+    assert_eq!(status(&d, "approvals"), Outcome::Fail);
+    assert!(
+        message(&d, "approvals").contains("separation of duties"),
+        "{}",
+        message(&d, "approvals")
+    );
+
+    // An approval document naming alice, pushed by the pipeline: not alice's word.
+    let now = Utc::now();
+    push_as(
+        &vault,
+        "ci",
+        "approval.json",
+        approval_doc(
+            "alice",
+            now - Duration::hours(1),
+            now + Duration::days(1),
+            &[],
+        ),
+        None,
+    )
+    .unwrap();
+    let d = check(&vault, "production", None);
+    assert_eq!(status(&d, "approvals"), Outcome::Fail);
+    assert!(message(&d, "approvals").contains("recorded by ci, not by the approver"));
+
+    // Someone acting in another role.
+    approve(&vault, "dave", "developer", Decision::Approve).unwrap();
+    assert_eq!(
+        status(&check(&vault, "production", None), "approvals"),
+        Outcome::Fail
+    );
+
+    // Alice herself.
+    approve(&vault, "alice", "approver", Decision::Approve).unwrap();
+    let d = check(&vault, "production", None);
+    assert_eq!(d.decision, Outcome::Pass, "{:#?}", d.requirements);
+    assert!(message(&d, "approvals").contains("by alice"));
+
+    // A rejection stands next to an approval.
+    approve(&vault, "bob", "approver", Decision::Reject).unwrap();
+    let d = check(&vault, "production", None);
+    assert_eq!(status(&d, "approvals"), Outcome::Fail);
+    assert!(message(&d, "approvals").contains("rejected for production"));
+}
+
+#[test]
+fn an_expired_approval_does_not_count() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 0);
+    let now = Utc::now();
+    push_as(
+        &vault,
+        "alice",
+        "approval.json",
+        approval_doc(
+            "alice",
+            now - Duration::days(8),
+            now - Duration::days(1),
+            &[],
+        ),
+        None,
+    )
+    .unwrap();
+    let d = check(&vault, "production", None);
+    assert_eq!(status(&d, "approvals"), Outcome::Fail);
+    assert!(
+        message(&d, "approvals").contains("expired"),
+        "{}",
+        message(&d, "approvals")
+    );
+}
+
+#[test]
+fn approval_and_exception_inputs_are_checked_before_anything_is_written() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 5);
+    let before = vault.stats().unwrap();
+    let mut bad = ApprovalRequest {
+        blueprint: BP.into(),
+        version: V.into(),
+        environment: "production".into(),
+        decision: Decision::Approve,
+        reason: "ok".into(),
+        expires: Some("400d".into()),
+        ticket: None,
+        git_sha: None,
+    };
+    let err = vault
+        .record_approval(bad.clone(), "alice", "approver", &[])
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 366 days"), "{err}");
+    bad.expires = Some("7x".into());
+    assert!(
+        vault
+            .record_approval(bad.clone(), "alice", "approver", &[])
+            .unwrap_err()
+            .to_string()
+            .contains("invalid duration '7x'")
+    );
+    bad.expires = None;
+    bad.reason = " ".into();
+    assert!(
+        vault
+            .record_approval(bad.clone(), "alice", "approver", &[])
+            .unwrap_err()
+            .to_string()
+            .contains("reason")
+    );
+    bad.reason = "ok".into();
+    bad.version = "9.9.9".into();
+    assert!(
+        vault
+            .record_approval(bad, "alice", "approver", &[])
+            .unwrap_err()
+            .to_string()
+            .contains("no evidence of checkout-api 9.9.9")
+    );
+    let err = vault
+        .record_exception(
+            ExceptionRequest {
+                blueprint: BP.into(),
+                version: V.into(),
+                environment: "production".into(),
+                vulnerabilities: Vec::new(),
+                reason: "x".into(),
+                expires: "1d".into(),
+                ticket: None,
+                git_sha: None,
+            },
+            "carol",
+            "approver",
+            &[],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("--vuln"), "{err}");
+    assert_eq!(vault.stats().unwrap(), before);
+}
+
+#[test]
+fn a_stored_policy_overrides_per_blueprint_and_invalid_ones_are_refused() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 5);
+    assert_eq!(vault.gate_policy().unwrap().source, "built-in");
+    let err = vault
+        .set_gate_policy(
+            "[[gate]]\nenvironment = \"x\"\nrequire = [\"sbomm\"]\n",
+            "admin",
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown kind 'sbomm'"), "{err}");
+    assert_eq!(vault.gate_policy().unwrap().source, "built-in");
+    let text = format!(
+        "{BUILT_IN}\n[[gate]]\nenvironment = \"staging\"\nblueprint = \"checkout-*\"\n\
+         [gate.vulnerabilities]\nhigh = {{ max = 10 }}\n"
+    );
+    let view = vault.set_gate_policy(&text, "admin").unwrap();
+    assert_eq!(
+        (view.source.as_str(), view.engine.as_str()),
+        ("vault", "toml")
+    );
+    let d = check(&vault, "staging", None);
+    assert_eq!(d.decision, Outcome::Pass, "{:#?}", d.requirements);
+    assert_eq!(d.policy.source, "vault");
+    assert_eq!(d.policy_entries, vec![1, 3]);
+    assert_eq!(d.policy.digest, view.digest);
+}
+
+#[test]
+fn audit_completeness_lists_deploys_that_never_passed_or_lack_evidence() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 0);
+    let deploy = |time: &str| {
+        let mut doc = crate::testing::deploy(V, "staging", time);
+        doc["time"] = json!(time);
+        push(&vault, &format!("deploy-{time}.json"), &doc)
+    };
+    let first = deploy("2026-01-01T00:00:00Z");
+    let report = vault.audit_completeness("staging", None, &[]).unwrap();
+    assert_eq!(report.deploys, 1);
+    assert_eq!(report.incomplete.len(), 1);
+    assert_eq!(report.incomplete[0].deploy, first.id);
+    assert_eq!(report.incomplete[0].gate, "never-passed");
+    assert!(report.incomplete[0].missing.is_empty());
+
+    // The gate passes now, after that deploy; a later deploy is covered.
+    let pass = check(&vault, "staging", None);
+    assert_eq!(pass.decision, Outcome::Pass);
+    let later = format_time(Utc::now() + Duration::minutes(1));
+    deploy(&later);
+    let report = vault.audit_completeness("staging", None, &[]).unwrap();
+    assert_eq!(report.deploys, 2);
+    assert_eq!(report.incomplete.len(), 1, "{report:#?}");
+    assert_eq!(report.incomplete[0].gate, "passed-after-deploy");
+    assert_eq!(report.incomplete[0].gate_record, pass.record);
+    // Since a time after the first deploy: nothing to report.
+    let since = Some(Utc::now() - Duration::minutes(5));
+    assert!(
+        vault
+            .audit_completeness("staging", since, &[])
+            .unwrap()
+            .incomplete
+            .is_empty()
+    );
+
+    // Production needs an approval: the deploy there lacks it.
+    let mut doc = crate::testing::deploy(V, "production", &later);
+    doc["time"] = json!(later);
+    push(&vault, "deploy-prod.json", &doc);
+    let report = vault.audit_completeness("production", None, &[]).unwrap();
+    assert_eq!(report.incomplete[0].missing, vec!["approval"]);
+    assert_eq!(report.incomplete[0].gate, "never-passed");
+}
+
+/// The built-in policy, written in Rego over the documented input (also shipped as an example).
+pub(crate) const DEFAULT_REGO: &str = include_str!("../../../docs/examples/gate-default.rego");
+
+#[test]
+fn a_rego_policy_equal_to_the_built_in_one_decides_the_same() {
+    let (_d, vault) = vault();
+    let mut decisions = Vec::new();
+    let mut compare = |vault: &Vault, step: &str| {
+        for env in ["staging", "production", "dev"] {
+            let toml = check(vault, env, None);
+            let rego = check(vault, env, Some(DEFAULT_REGO));
+            assert_eq!(rego.policy.engine, "rego");
+            assert_eq!(rego.policy.source, "file");
+            assert_eq!(
+                toml.decision, rego.decision,
+                "{step}, {env}: toml {:#?}\nrego {:#?}",
+                toml.requirements, rego.requirements
+            );
+            decisions.push((step.to_string(), env, toml.decision));
+        }
+    };
+    compare(&vault, "no evidence");
+    full_evidence(&vault, 1, 5);
+    compare(&vault, "critical and five high");
+    push(&vault, "vex.json", &vex_not_affected("CVE-2026-1000"));
+    compare(&vault, "critical settled by VEX");
+    approve(&vault, "ci", "approver", Decision::Approve).unwrap();
+    compare(&vault, "self-approved");
+    approve(&vault, "alice", "approver", Decision::Approve).unwrap();
+    compare(&vault, "approved");
+    except(
+        &vault,
+        "carol",
+        "approver",
+        &["CVE-2026-2000", "CVE-2026-2001"],
+    );
+    compare(&vault, "exception");
+    approve(&vault, "bob", "approver", Decision::Reject).unwrap();
+    compare(&vault, "rejected");
+    let (_d2, clean) = self::vault();
+    full_evidence(&clean, 0, 3);
+    compare(&clean, "clean, unapproved");
+    approve(&clean, "alice", "approver", Decision::Approve).unwrap();
+    compare(&clean, "clean, approved");
+    // The scenarios cover every outcome, so agreement means something.
+    for outcome in [Outcome::Pass, Outcome::Warn, Outcome::Fail] {
+        assert!(decisions.iter().any(|d| d.2 == outcome), "{decisions:?}");
+    }
+}
+
+#[test]
+fn a_rego_policy_that_errors_or_decides_nothing_fails_closed() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 0);
+    let quiet = "package evault.gate\n\nallow := true\n";
+    let d = check(&vault, "staging", Some(quiet));
+    assert_eq!(d.decision, Outcome::Fail);
+    assert!(
+        message(&d, "rego").contains("defines neither"),
+        "{:#?}",
+        d.requirements
+    );
+    let broken = "package evault.gate\n\nimport rego.v1\n\ndeny contains x if { x := 1 / 0 }\n";
+    let d = check(&vault, "staging", Some(broken));
+    assert_eq!(d.decision, Outcome::Fail);
+    assert!(
+        message(&d, "rego").contains("failed"),
+        "{:#?}",
+        d.requirements
+    );
+    let err = vault
+        .gate_check(
+            CheckRequest {
+                blueprint: BP.into(),
+                version: V.into(),
+                environment: "staging".into(),
+                policy: Some("package other\n".into()),
+                ..CheckRequest::default()
+            },
+            "ci",
+            &[],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("package evault.gate"), "{err}");
+    let err = vault
+        .gate_check(
+            CheckRequest {
+                blueprint: BP.into(),
+                version: V.into(),
+                environment: "staging".into(),
+                policy: Some("package evault.gate\ndeny contains if {\n".into()),
+                ..CheckRequest::default()
+            },
+            "ci",
+            &[],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("does not compile"), "{err}");
+    assert!(!err.to_string().contains('\n'), "{err}");
+}
