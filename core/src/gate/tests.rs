@@ -729,3 +729,230 @@ fn a_rego_policy_that_errors_or_decides_nothing_fails_closed() {
     assert!(err.to_string().contains("does not compile"), "{err}");
     assert!(!err.to_string().contains('\n'), "{err}");
 }
+
+/// In-toto SLSA v1 provenance about `artifact` built from `commit` by `builder`, in a DSSE
+/// envelope signed by `sk`.
+fn signed_provenance(
+    sk: &ed25519_dalek::SigningKey,
+    artifact: &str,
+    commit: &str,
+    builder: &str,
+) -> Vec<u8> {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let payload = serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "image", "digest": {"sha256": &artifact["sha256:".len()..]}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://actions.github.io/buildtypes/workflow/v1",
+                "externalParameters": {},
+                "resolvedDependencies": [{"uri": "git+https://github.com/acme/shop@refs/heads/main",
+                                          "digest": {"gitCommit": commit}}]
+            },
+            "runDetails": {"builder": {"id": builder}}
+        }
+    }))
+    .unwrap();
+    let payload_type = "application/vnd.in-toto+json";
+    let mut pae = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    pae.extend_from_slice(&payload);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    serde_json::to_vec(
+        &json!({"payloadType": payload_type, "payload": b64(&payload),
+        "signatures": [{"keyid": "", "sig": b64(&sk.sign(&pae).to_bytes())}]}),
+    )
+    .unwrap()
+}
+
+fn push_about(vault: &Vault, file: &str, bytes: Vec<u8>, artifact: &str) -> Record {
+    let outcome = vault
+        .push(
+            PushRequest {
+                sources: vec![PushSource::Reader {
+                    name: file.to_string(),
+                    reader: Box::new(Cursor::new(bytes)),
+                }],
+                links: LinkArgs {
+                    blueprint: Some(BP.into()),
+                    version: Some(V.into()),
+                    git_sha: Some(sha()),
+                    subjects: vec![artifact.to_string()],
+                    ..LinkArgs::default()
+                },
+                kind: None,
+                producer: "ci".into(),
+                expand_archives: false,
+                allowed_blueprints: Vec::new(),
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    outcome.records[0].record.clone()
+}
+
+#[test]
+fn provenance_and_signature_rules_on_real_signatures() {
+    use ed25519_dalek::pkcs8::EncodePublicKey as _;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use p256::ecdsa::signature::Signer as _;
+
+    let (_d, vault) = vault();
+    // Keys made here: an Ed25519 key signing provenance, a P-256 key signing the image.
+    let builder_key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let image_key = p256::ecdsa::SigningKey::from_slice(&[9; 32]).unwrap();
+    vault
+        .add_trusted_key(
+            "builder",
+            &builder_key
+                .verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+            &[],
+            "admin",
+        )
+        .unwrap();
+    vault
+        .add_trusted_key(
+            "release",
+            &image_key
+                .verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+            &[],
+            "admin",
+        )
+        .unwrap();
+    let image = b"the container image".to_vec();
+    let artifact = format!("sha256:{}", hex::encode(Sha256::digest(&image)));
+    let runner = "https://github.com/actions/runner/github-hosted";
+    let provenance = push_about(
+        &vault,
+        "provenance.json",
+        signed_provenance(&builder_key, &artifact, &sha(), runner),
+        &artifact,
+    );
+    let signature: p256::ecdsa::DerSignature = image_key.sign(&image);
+    let sig_b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        signature.as_bytes(),
+    );
+    let sig = push_about(&vault, "image.sig", sig_b64.into_bytes(), &artifact);
+    assert_eq!(
+        vault
+            .record(&sig.id)
+            .unwrap()
+            .verification
+            .map(|v| v.status),
+        Some(crate::verification::VerificationStatus::Verified),
+        "the detached signature verifies with the trusted key"
+    );
+
+    let policy = |builders: &str, signers: &str| {
+        format!(
+            "[[gate]]\nenvironment = \"production\"\nrequire = [\"provenance\", \"signature\"]\n\
+             [gate.provenance]\nbuilders = [{builders}]\nsource_repos = [\"*github.com/acme/shop*\"]\n\
+             [gate.signatures]\nsigners = [{signers}]\n"
+        )
+    };
+    let run = |text: String, artifact: Option<&str>| {
+        vault
+            .gate_check(
+                CheckRequest {
+                    blueprint: BP.into(),
+                    version: V.into(),
+                    environment: "production".into(),
+                    artifact: artifact.map(str::to_string),
+                    policy: Some(text),
+                    ..CheckRequest::default()
+                },
+                "ci",
+                &[],
+            )
+            .unwrap()
+    };
+    let good = run(
+        policy("\"https://github.com/actions/runner/*\"", "\"release\""),
+        Some(&artifact),
+    );
+    assert_eq!(good.decision, Outcome::Pass, "{:#?}", good.requirements);
+    assert_eq!(
+        good.requirements
+            .iter()
+            .find(|r| r.name == "provenance")
+            .unwrap()
+            .records,
+        vec![provenance.id.clone()]
+    );
+    assert_eq!(
+        good.requirements
+            .iter()
+            .find(|r| r.name == "signatures")
+            .unwrap()
+            .records,
+        vec![sig.id.clone()]
+    );
+
+    // Another builder, another signer, another artifact: each fails its rule.
+    let d = run(
+        policy("\"https://ci.acme.example/*\"", "\"release\""),
+        Some(&artifact),
+    );
+    assert!(
+        message(&d, "provenance").contains(&format!("builder {runner} is not allowed")),
+        "{:#?}",
+        d.requirements
+    );
+    let d = run(
+        policy(
+            "\"https://github.com/actions/runner/*\"",
+            "\"someone-else\"",
+        ),
+        Some(&artifact),
+    );
+    assert!(
+        message(&d, "signatures").contains("signed by release, not an allowed signer"),
+        "{:#?}",
+        d.requirements
+    );
+    let other = format!("sha256:{}", "e".repeat(64));
+    let d = run(
+        policy("\"https://github.com/actions/runner/*\"", "\"release\""),
+        Some(&other),
+    );
+    assert!(message(&d, "provenance").contains("no provenance names the artifact"));
+    assert!(message(&d, "signatures").contains("no signature names the artifact"));
+
+    // Provenance of the same image claiming another commit: the vault marks it failed at push,
+    // and the gate sees conflicting evidence.
+    let stray = push_about(
+        &vault,
+        "stray.json",
+        signed_provenance(&builder_key, &artifact, &"b".repeat(40), runner),
+        &artifact,
+    );
+    let d = run(
+        policy("\"https://github.com/actions/runner/*\"", "\"release\""),
+        Some(&artifact),
+    );
+    assert_eq!(status(&d, "provenance"), Outcome::Fail);
+    assert_eq!(
+        d.requirements
+            .iter()
+            .find(|r| r.name == "provenance")
+            .unwrap()
+            .records,
+        vec![stray.id]
+    );
+    assert!(
+        message(&d, "provenance").contains(&format!("built from commit {}", "b".repeat(40))),
+        "{}",
+        message(&d, "provenance")
+    );
+}
