@@ -1,6 +1,9 @@
-//! `evault audit ...`: reports for auditors. Today `audit access`, the SOC 2 access review:
-//! who read what, when and from where (the access log, `docs/access-log.md`), and every token
-//! with its role, scopes, creation and last use.
+//! `evault audit ...`: reports for auditors: `audit changelog` (change management), `audit
+//! access`, the SOC 2 access review: who read what, when and from where (the access log,
+//! `docs/access-log.md`), and every token with its role, scopes, creation and last use; and
+//! `audit completeness` (deploys without their evidence or a passing gate, in `gate.rs`).
+
+use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -24,6 +27,10 @@ pub enum AuditCommand {
     /// Access review: every read of evidence by a token in the period (who, what, when, from
     /// where, answer), and every token with its role, scopes, creation and last use.
     Access(AccessArgs),
+    /// Release gates: the deploys to an environment whose version lacks evidence the gate
+    /// policy requires, or never passed its gate before the deploy (exit 0 none, 5 some: an
+    /// alert for cron jobs).
+    Completeness(crate::gate::CompletenessArgs),
 }
 
 #[derive(Args)]
@@ -67,10 +74,11 @@ struct AccessReview {
 /// Events fetched per request or query.
 const PAGE: usize = 1000;
 
-pub fn run(g: &Global, command: AuditCommand) -> Result<(), Error> {
+pub fn run(g: &Global, command: AuditCommand) -> Result<ExitCode, Error> {
     match command {
-        AuditCommand::Access(args) => access_review(g, args),
-        AuditCommand::Changelog(args) => changelog(g, args),
+        AuditCommand::Access(args) => access_review(g, args).map(|()| ExitCode::SUCCESS),
+        AuditCommand::Changelog(args) => changelog(g, args).map(|()| ExitCode::SUCCESS),
+        AuditCommand::Completeness(args) => crate::gate::completeness(g, args),
     }
 }
 

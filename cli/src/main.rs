@@ -3,11 +3,13 @@
 //! A thin shell: it parses arguments, calls `evault-core`, and prints the result for people or,
 //! with `--json`, for scripts. Errors are one line on stderr starting `error:`, with a stable
 //! exit code (0 success, 1 internal error, 2 bad usage or invalid input, 3 not found,
-//! 4 integrity failure).
+//! 4 integrity failure, 6 token or permission refused). Some answers have codes of their own:
+//! 5 a release gate failed (`gate check`, `audit completeness`), 7 not verified (`verify`).
 
 mod audit;
 mod backend;
 mod demo;
+mod gate;
 mod log;
 mod output;
 mod pack;
@@ -32,7 +34,7 @@ use evault_schema::{Format, Kind, validate};
     name = "evault",
     version,
     about = "A supply-chain evidence vault: store, link and verify SBOMs, scans, signatures, provenance, approvals and deploy records.",
-    after_help = "Exit codes: 0 success, 1 internal error, 2 bad usage or invalid input, 3 not found, 4 integrity failure, 6 token or permission refused, 7 not verified (evault verify)."
+    after_help = "Exit codes: 0 success, 1 internal error, 2 bad usage or invalid input, 3 not found, 4 integrity failure, 5 gate failed (evault gate check, audit completeness), 6 token or permission refused, 7 not verified (evault verify)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -107,7 +109,8 @@ enum Command {
     #[command(subcommand)]
     Log(log::LogCommand),
     /// Reports for auditors: `audit changelog` (every deploy, approval and rollback of a
-    /// period with its evidence) and `audit access` (who read what, and every token).
+    /// period with its evidence), `audit access` (who read what, and every token) and `audit
+    /// completeness` (deploys without their evidence or a passing gate; exit 5 when any).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Verify a classic in-toto supply chain: a signed layout and its links (exit 0 verified,
@@ -118,6 +121,16 @@ enum Command {
     Deploy(query::DeployArgs),
     /// Record a rollback: the environment runs --to-version again (it becomes the live one).
     Rollback(query::RollbackArgs),
+    /// Release gates: check whether a version may go to an environment (exit 0 pass or warn,
+    /// 5 fail), print the facts a policy judges, show or set the gate policy.
+    #[command(subcommand)]
+    Gate(gate::GateCommand),
+    /// Record your approval (or rejection) of a version for an environment (the approver is
+    /// the token's name, or --actor / the OS user in embedded mode).
+    Approve(gate::ApproveArgs),
+    /// Record an exception: accept the risk of some vulnerabilities of a version in an
+    /// environment until it expires (the approver as for `approve`).
+    Exception(gate::ExceptionArgs),
     /// Trace a deploy back to its commit and evidence, or a commit forward to its deploys.
     #[command(subcommand)]
     Trace(query::TraceCommand),
@@ -291,14 +304,18 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     if let Command::VerifyLayout(args) = &cli.command {
         return trust::verify_layout(&cli.global, args);
     }
-    run_command(cli).map(|()| ExitCode::SUCCESS)
+    // Commands whose answer has an exit code of its own (a failed gate is 5).
+    match cli.command {
+        Command::Gate(command) => gate::run(&cli.global, command),
+        Command::Audit(command) => audit::run(&cli.global, command),
+        command => run_command(&cli.global, command).map(|()| ExitCode::SUCCESS),
+    }
 }
 
-fn run_command(cli: Cli) -> Result<(), Error> {
-    let g = &cli.global;
+fn run_command(g: &Global, command: Command) -> Result<(), Error> {
     if g.server.is_some()
         && matches!(
-            cli.command,
+            command,
             Command::Init
                 | Command::Demo(_)
                 | Command::Serve(_)
@@ -312,7 +329,7 @@ fn run_command(cli: Cli) -> Result<(), Error> {
                 .into(),
         ));
     }
-    match cli.command {
+    match command {
         Command::Init => init(g),
         Command::Push(args) => push(g, args),
         Command::Get(args) => get(g, args),
@@ -333,9 +350,10 @@ fn run_command(cli: Cli) -> Result<(), Error> {
         Command::Serve(args) => evault_server::run(args, g.data_dir.clone()),
         Command::Trust(command) => trust::run(g, command),
         Command::Log(command) => log::run(g, command),
-        Command::Audit(command) => audit::run(g, command),
         Command::Deploy(args) => query::deploy(g, args),
         Command::Rollback(args) => query::rollback(g, args),
+        Command::Approve(args) => gate::approve(g, args),
+        Command::Exception(args) => gate::exception(g, args),
         Command::Trace(command) => query::trace(g, command),
         Command::Search(command) => query::search(g, command),
         Command::Export(args) => pack::export(g, args),
@@ -345,9 +363,12 @@ fn run_command(cli: Cli) -> Result<(), Error> {
         Command::Rm(args) => retention::rm(g, args),
         Command::Backup { dir } => retention::backup(g, &dir),
         Command::Restore { dir } => retention::restore(g, &dir),
-        Command::Verify { .. } | Command::VerifyLayout(_) => {
-            Err(Error::Internal("verify is dispatched before".into()))
-        }
+        Command::Verify { .. }
+        | Command::VerifyLayout(_)
+        | Command::Gate(_)
+        | Command::Audit(_) => Err(Error::Internal(
+            "verify, gate and audit are dispatched before".into(),
+        )),
     }
 }
 

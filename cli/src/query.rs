@@ -175,7 +175,7 @@ fn local_actor(actor: &Result<String, String>) -> Result<String, Error> {
     actor.clone().map_err(Error::Invalid)
 }
 
-fn print_recorded(
+pub(crate) fn print_recorded(
     g: &Global,
     what: &str,
     to_version: Option<&str>,

@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
+use axum::{Extension, Router};
 use evault_core::Vault;
 use evault_core::access::AccessLog;
 use serde::de::DeserializeOwned;
@@ -26,7 +26,9 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::config::ServerLimits;
-use crate::handlers::{access, blobs, export, log, ops, push, queries, records, retention, tokens};
+use crate::handlers::{
+    access, blobs, export, gates, log, ops, push, queries, records, retention, tokens,
+};
 use crate::metrics::Metrics;
 use crate::observe::{observe, panic_response};
 use crate::problem::{ApiError, ProblemKind};
@@ -80,6 +82,27 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(queries::changelog))
         .routes(routes!(queries::record_deploy))
         .routes(routes!(queries::record_rollback))
+        .routes(json_limit(
+            routes!(gates::gate_check),
+            gates::MAX_BODY_BYTES,
+        ))
+        .routes(json_limit(
+            routes!(gates::gate_input),
+            gates::MAX_BODY_BYTES,
+        ))
+        .routes(json_limit(
+            routes!(gates::get_gate_policy, gates::set_gate_policy),
+            gates::MAX_BODY_BYTES,
+        ))
+        .routes(json_limit(
+            routes!(gates::record_approval),
+            gates::MAX_BODY_BYTES,
+        ))
+        .routes(json_limit(
+            routes!(gates::record_exception),
+            gates::MAX_BODY_BYTES,
+        ))
+        .routes(routes!(gates::audit_completeness))
 }
 
 /// Uploads are bounded by `limits.max_upload_bytes` while they stream, not by axum's default
@@ -88,6 +111,34 @@ fn unlimited_body(
     (schemas, paths, router): UtoipaMethodRouter<AppState>,
 ) -> UtoipaMethodRouter<AppState> {
     (schemas, paths, router.layer(DefaultBodyLimit::disable()))
+}
+
+/// Largest JSON body [`JsonBody`] reads, unless the route says otherwise ([`json_limit`]):
+/// axum's default for buffered bodies.
+const DEFAULT_JSON_LIMIT: usize = 2 << 20;
+
+/// The JSON body limit of a route, for the detail of its 413.
+#[derive(Debug, Clone, Copy)]
+struct JsonLimit(usize);
+
+/// Bounds the buffered bodies of a route to `bytes` (instead of axum's 2 MiB).
+fn json_limit(
+    (schemas, paths, router): UtoipaMethodRouter<AppState>,
+    bytes: usize,
+) -> UtoipaMethodRouter<AppState> {
+    let router = router
+        .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(bytes))
+        .layer::<_, std::convert::Infallible>(Extension(JsonLimit(bytes)));
+    (schemas, paths, router)
+}
+
+/// `1 MiB`, `512 KiB` or `100 bytes`.
+fn size_text(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// The OpenAPI document of everything [`app`] serves.
@@ -194,6 +245,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let limit = req
+            .extensions()
+            .get::<JsonLimit>()
+            .map_or(DEFAULT_JSON_LIMIT, |l| l.0);
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(JsonBody(value)),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
@@ -213,7 +268,7 @@ where
             {
                 Err(ApiError::new(
                     ProblemKind::TooLarge,
-                    "the JSON body is larger than 2 MiB",
+                    format!("the JSON body is larger than {}", size_text(limit)),
                 ))
             }
             Err(other) => Err(ApiError::invalid(other.body_text())),

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use evault_core::index::IndexStats;
+use evault_schema::documents::Outcome;
 
 /// Upper bounds (seconds) of the request duration histogram's buckets.
 pub const BUCKETS: [f64; 12] = [
@@ -25,6 +26,8 @@ pub struct Metrics {
     sweeps: AtomicU64,
     sweep_failures: AtomicU64,
     swept_records: AtomicU64,
+    /// Gate decisions answered: pass, warn, fail.
+    gate_decisions: [AtomicU64; 3],
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +107,16 @@ impl Metrics {
         self.sweep_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a gate decision answered by `POST /v1/gates/check`.
+    pub fn gate_decided(&self, decision: Outcome) {
+        let i = match decision {
+            Outcome::Pass => 0,
+            Outcome::Warn => 1,
+            Outcome::Fail => 2,
+        };
+        self.gate_decisions[i].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The exposition text. `stats` (read at scrape time) gives the vault gauges; they are left
     /// out when the index could not be read.
     pub fn render(&self, stats: Option<IndexStats>) -> String {
@@ -171,6 +184,17 @@ impl Metrics {
             self.sweep_failures.load(Ordering::Relaxed),
             self.swept_records.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP evault_gate_decisions_total Gate checks answered, by decision.\n\
+             # TYPE evault_gate_decisions_total counter\n",
+        );
+        for (decision, n) in ["pass", "warn", "fail"].iter().zip(&self.gate_decisions) {
+            let _ = writeln!(
+                out,
+                "evault_gate_decisions_total{{decision=\"{decision}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         if let Some(stats) = stats {
             let _ = writeln!(
                 out,
@@ -209,6 +233,9 @@ mod tests {
         m.sweep_done(3);
         m.sweep_done(0);
         m.sweep_failed();
+        m.gate_decided(Outcome::Fail);
+        m.gate_decided(Outcome::Fail);
+        m.gate_decided(Outcome::Pass);
         let text = m.render(Some(IndexStats {
             records: 3,
             blobs: 2,
@@ -234,6 +261,9 @@ mod tests {
         assert!(text.contains("evault_retention_sweeps_total 2\n"));
         assert!(text.contains("evault_retention_sweep_failures_total 1\n"));
         assert!(text.contains("evault_retention_swept_records_total 3\n"));
+        assert!(text.contains("evault_gate_decisions_total{decision=\"pass\"} 1\n"));
+        assert!(text.contains("evault_gate_decisions_total{decision=\"warn\"} 0\n"));
+        assert!(text.contains("evault_gate_decisions_total{decision=\"fail\"} 2\n"));
         assert!(text.contains("evault_records 3\n"));
         assert!(text.contains("evault_blobs 2\n"));
         let without = m.render(None);

@@ -99,6 +99,7 @@ pub const LOGGED_READS: &[LoggedRead] = &[
     LoggedRead { method: "GET", route: "/v1/search/component", action: "search.component", target: Target::Query },
     LoggedRead { method: "GET", route: "/v1/search/vuln/{id}", action: "search.vuln", target: Target::Param("id") },
     LoggedRead { method: "GET", route: "/v1/audit/changelog", action: "audit.changelog", target: Target::Query },
+    LoggedRead { method: "GET", route: "/v1/audit/completeness", action: "audit.completeness", target: Target::Query },
 ];
 
 /// The logged read `method` on `route` is, if any.

@@ -456,3 +456,342 @@ pub struct LogReportDoc {
     problems: Vec<String>,
     notes: Vec<String>,
 }
+
+/// `pass`, `warn` or `fail`: what a gate, or one of its requirements, decided.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = Outcome)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeDoc {
+    /// Satisfied.
+    Pass,
+    /// Satisfied, with something a reviewer should look at: the deploy may go ahead.
+    Warn,
+    /// Not satisfied: the deploy must not go ahead.
+    Fail,
+}
+
+/// What an approver decided.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = Decision)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionDoc {
+    Approve,
+    Reject,
+}
+
+/// Mirror of `evault_core::gate::CheckRequest`: which version, going where.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = CheckRequest)]
+pub struct CheckRequestDoc {
+    #[schema(example = "checkout-api")]
+    blueprint: String,
+    #[schema(example = "1.4.2")]
+    version: String,
+    #[schema(example = "production")]
+    env: String,
+    /// `sha256:<hex>` of the artifact about to be deployed: provenance and signatures must
+    /// name it.
+    artifact: Option<String>,
+    /// The commit being deployed; default: the one the version's evidence names.
+    git_sha: Option<String>,
+    /// A policy (TOML or Rego text) for this one check instead of the vault's (`/v1/gates/check`
+    /// only). Recorded with source `file`; never counts as the gate passing for
+    /// `/v1/audit/completeness`.
+    policy: Option<String>,
+}
+
+/// Mirror of `evault_schema::documents::PolicyRef`: the policy a decision applied.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = PolicyRef)]
+pub struct PolicyRefDoc {
+    /// `built-in`, `vault` or `file`.
+    #[schema(pattern = "^(built-in|vault|file)$")]
+    source: String,
+    /// `toml` or `rego`.
+    #[schema(pattern = "^(toml|rego)$")]
+    engine: String,
+    /// `sha256:<hex>` of the policy text.
+    digest: String,
+}
+
+/// Mirror of `evault_schema::documents::RequirementResult`: what one requirement found.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = RequirementResult)]
+pub struct RequirementResultDoc {
+    /// e.g. `version`, `evidence:sbom`, `vulnerabilities:critical`, `approvals`, `rego:deny`.
+    name: String,
+    status: OutcomeDoc,
+    message: String,
+    /// The records it was judged on (absent when none).
+    records: Option<Vec<String>>,
+}
+
+/// Mirror of `evault_core::gate::GateDecision`: a gate's answer.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = GateDecision)]
+pub struct GateDecisionDoc {
+    /// The decision: a pipeline deploys on `pass` or `warn`, never on `fail`.
+    decision: OutcomeDoc,
+    blueprint: String,
+    version: String,
+    environment: String,
+    /// The commit judged (empty when the evidence names none or several).
+    git_sha: String,
+    /// Absent when the check named none.
+    artifact: Option<String>,
+    policy: PolicyRefDoc,
+    /// The `[[gate]]` entries that applied (TOML policies), counted from 1; absent when none.
+    policy_entries: Option<Vec<usize>>,
+    requirements: Vec<RequirementResultDoc>,
+    /// RFC 3339, UTC.
+    time: String,
+    /// The token's name.
+    actor: String,
+    /// The `policy-result` record of this decision; null when it could not be linked to a
+    /// commit (see `warnings`).
+    record: Option<String>,
+    /// Absent when none.
+    warnings: Option<Vec<String>>,
+}
+
+/// Mirror of `evault_core::gate::GatePolicyView`: the gate policy in force.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = GatePolicyView)]
+pub struct GatePolicyViewDoc {
+    /// `built-in` (none was set) or `vault`.
+    source: String,
+    /// `toml` or `rego`.
+    engine: String,
+    /// `sha256:<hex>` of the text, as decisions cite it.
+    digest: String,
+    /// The policy text.
+    policy: String,
+    set_at: Option<String>,
+    /// The name of the token that set it.
+    set_by: Option<String>,
+}
+
+/// Mirror of `evault_core::gate::ApprovalRequest`. The approver and their role are the token's.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = ApprovalRequest)]
+pub struct ApprovalRequestDoc {
+    #[schema(example = "checkout-api")]
+    blueprint: String,
+    #[schema(example = "1.4.2")]
+    version: String,
+    #[schema(example = "production")]
+    env: String,
+    decision: DecisionDoc,
+    /// Why; not blank.
+    reason: String,
+    /// How long it counts: `12h`, `7d`, `2w` (at most 366 days); default forever.
+    #[schema(example = "7d")]
+    expires: Option<String>,
+    /// A change ticket: URL or id.
+    ticket: Option<String>,
+    /// Default: the commit the version's evidence names.
+    git_sha: Option<String>,
+}
+
+/// Mirror of `evault_core::gate::ExceptionRequest`. The approver and their role are the
+/// token's.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = ExceptionRequest)]
+pub struct ExceptionRequestDoc {
+    #[schema(example = "checkout-api")]
+    blueprint: String,
+    #[schema(example = "1.4.2")]
+    version: String,
+    #[schema(example = "production")]
+    env: String,
+    /// Vulnerability ids (or aliases) whose risk is accepted; at least one.
+    vulnerabilities: Vec<String>,
+    reason: String,
+    /// How long it holds: `12h`, `7d`, `2w` (at most 366 days). Required.
+    #[schema(example = "14d")]
+    expires: String,
+    ticket: Option<String>,
+    git_sha: Option<String>,
+}
+
+/// Mirror of `evault_core::query::record::Recorded`: a record evault wrote (deploy, rollback,
+/// approval, exception) and what it noticed.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = Recorded)]
+pub struct RecordedDoc {
+    #[serde(flatten)]
+    record: PushedRecordDoc,
+    /// Notes that did not stop the recording.
+    warnings: Vec<String>,
+}
+
+/// Mirror of `evault_core::gate::IncompleteDeploy`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = IncompleteDeploy)]
+pub struct IncompleteDeployDoc {
+    /// The deploy record.
+    deploy: String,
+    blueprint: String,
+    version: String,
+    environment: String,
+    time: String,
+    actor: String,
+    /// Absent when the deploy names none.
+    artifact: Option<String>,
+    /// Evidence kinds the policy requires that the version lacks.
+    missing: Vec<String>,
+    /// `never-passed`, `passed-after-deploy`, or `passed` (then `missing` is why it is listed).
+    #[schema(pattern = "^(never-passed|passed-after-deploy|passed)$")]
+    gate: String,
+    /// The passing decision, when there is one.
+    gate_record: Option<String>,
+    /// The newest decision before the deploy, when it failed.
+    last_decision: Option<String>,
+}
+
+/// Mirror of `evault_core::gate::CompletenessReport`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = CompletenessReport)]
+pub struct CompletenessReportDoc {
+    environment: String,
+    since: Option<String>,
+    /// The policy the required evidence was taken from (the vault's, or the built-in one).
+    policy: PolicyRefDoc,
+    /// Deploys examined.
+    deploys: u64,
+    incomplete: Vec<IncompleteDeployDoc>,
+}
+
+/// Mirror of `evault_core::gate::input::Item`: one record of the version.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = GateEvidence)]
+pub struct GateEvidenceDoc {
+    id: String,
+    format: String,
+    /// Who pushed it.
+    producer: String,
+    ingested_at: String,
+    /// `verified`, `failed`, `unsigned`, `untrusted`, or `none`.
+    verification: String,
+    subjects: Vec<String>,
+}
+
+/// Mirror of `evault_core::gate::input::Vulnerability`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = GateVulnerability)]
+pub struct GateVulnerabilityDoc {
+    id: String,
+    aliases: Vec<String>,
+    /// `critical`, `high`, `medium`, `low` or `unknown`.
+    severity: String,
+    package: Option<String>,
+    package_version: Option<String>,
+    purl: Option<String>,
+    /// The scan records that report it.
+    records: Vec<String>,
+    vex_status: Option<String>,
+    vex_record: Option<String>,
+    /// VEX says `not_affected` or `fixed`: it does not count.
+    suppressed: bool,
+    /// Exceptions naming it or one of its aliases, valid or not.
+    exceptions: Vec<String>,
+}
+
+/// Mirror of `evault_core::gate::input::ProvenanceFact`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = GateProvenance)]
+pub struct GateProvenanceDoc {
+    id: String,
+    verified: bool,
+    verification: String,
+    verified_by: Option<String>,
+    builder_id: Option<String>,
+    source_repo: Option<String>,
+    source_commit: Option<String>,
+    subjects: Vec<String>,
+    /// No artifact was named, or it is among the subjects.
+    about_artifact: bool,
+}
+
+/// Mirror of `evault_core::gate::input::SignatureFact`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = GateSignature)]
+pub struct GateSignatureDoc {
+    id: String,
+    verified: bool,
+    verification: String,
+    verified_by: Option<String>,
+    /// The trusted key's or identity's name.
+    signer: Option<String>,
+    subjects: Vec<String>,
+    about_artifact: bool,
+}
+
+/// Mirror of `evault_core::gate::input::ApprovalFact`: an approval or exception.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = GateApproval)]
+pub struct GateApprovalDoc {
+    id: String,
+    approver: String,
+    role: Option<String>,
+    /// `approve` or `reject`.
+    decision: String,
+    reason: String,
+    time: String,
+    expires_at: Option<String>,
+    /// Given by now and not expired.
+    current: bool,
+    /// Who pushed the record.
+    producer: String,
+    /// Recorded by the approver it names.
+    by_approver: bool,
+    /// The approver also pushed evidence of the version.
+    approver_pushed: bool,
+    /// For exceptions: the vulnerability ids accepted.
+    vulnerabilities: Vec<String>,
+}
+
+/// Mirror of `evault_core::gate::GateInput`: the facts a gate policy judges (`input` in Rego).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = GateInput)]
+pub struct GateInputDoc {
+    /// `https://evault.dev/gate-input/v1`.
+    schema: String,
+    blueprint: String,
+    version: String,
+    environment: String,
+    /// The commit judged; empty when the evidence names none or several.
+    git_sha: String,
+    /// Every commit the version's evidence names.
+    git_shas: Vec<String>,
+    artifact: Option<String>,
+    /// When the check runs (RFC 3339, UTC).
+    now: String,
+    /// Who pushed the version's evidence (approvals and decisions aside).
+    pushers: Vec<String>,
+    /// The version's records by kind name.
+    evidence: std::collections::BTreeMap<String, Vec<GateEvidenceDoc>>,
+    vulnerabilities: Vec<GateVulnerabilityDoc>,
+    provenance: Vec<GateProvenanceDoc>,
+    signatures: Vec<GateSignatureDoc>,
+    approvals: Vec<GateApprovalDoc>,
+    exceptions: Vec<GateApprovalDoc>,
+}

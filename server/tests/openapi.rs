@@ -13,6 +13,7 @@ use evault_core::auth::Role;
 use evault_core::index::Status;
 use evault_core::ingest::{LinkArgs, PushRequest, PushSource};
 use evault_core::vault::{BlobFault, FsckProblem};
+use evault_schema::documents::{Decision, Outcome};
 use evault_schema::{Format, Kind};
 use evault_server::handlers::ops::{Health, VaultStatus, WhoAmI};
 use evault_server::handlers::records::RecordPage;
@@ -61,6 +62,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/holds"),
     ("POST", "/v1/holds/{name}/release"),
     ("POST", "/v1/retention/sweep"),
+    ("POST", "/v1/gates/check"),
+    ("POST", "/v1/gates/input"),
+    ("GET", "/v1/gates/policy"),
+    ("PUT", "/v1/gates/policy"),
+    ("POST", "/v1/approvals"),
+    ("POST", "/v1/exceptions"),
+    ("GET", "/v1/audit/completeness"),
 ];
 
 const METHODS: [&str; 8] = [
@@ -324,6 +332,150 @@ fn schemas_have_the_keys_of_real_values() {
     );
     let problem: Problem = ApiError::invalid("x").problem("/v1/push", "abc");
     assert_schema_matches(&doc, "Problem", &problem);
+    gate_schemas_have_the_keys_of_real_values(&doc, &vault);
+}
+
+/// The gate's requests and answers, from a real check, approval and completeness report, with
+/// the optional fields filled in.
+fn gate_schemas_have_the_keys_of_real_values(doc: &Value, vault: &Vault) {
+    use evault_core::gate::input::{
+        ApprovalFact, Item, ProvenanceFact, SignatureFact, Vulnerability,
+    };
+    use evault_core::gate::{ApprovalRequest, CheckRequest, ExceptionRequest, IncompleteDeploy};
+
+    let request = CheckRequest {
+        blueprint: "a-api".into(),
+        version: "1".into(),
+        environment: "staging".into(),
+        artifact: Some(format!("sha256:{}", "e".repeat(64))),
+        git_sha: Some(GIT_SHA.into()),
+        policy: Some("[[gate]]\nenvironment = \"staging\"\nrequire = [\"sbom\"]\n".into()),
+    };
+    assert_schema_matches(doc, "CheckRequest", &request);
+    let mut decision = vault.gate_check(request.clone(), "ci", &[]).unwrap();
+    assert!(decision.record.is_some(), "{decision:?}");
+    decision.warnings.push("a warning".into());
+    assert!(!decision.policy_entries.is_empty(), "{decision:?}");
+    assert_schema_matches(doc, "GateDecision", &decision);
+    assert_schema_matches(doc, "PolicyRef", &decision.policy);
+    let requirement = decision
+        .requirements
+        .iter()
+        .find(|r| !r.records.is_empty())
+        .expect("a requirement with records");
+    assert_schema_matches(doc, "RequirementResult", requirement);
+    assert_schema_matches(doc, "GatePolicyView", &vault.gate_policy().unwrap());
+
+    let mut input = vault
+        .gate_input(
+            &CheckRequest {
+                policy: None,
+                ..request
+            },
+            &[],
+        )
+        .unwrap();
+    let item: &Item = &input.evidence["sbom"][0];
+    assert_schema_matches(doc, "GateEvidence", item);
+    input.vulnerabilities.push(Vulnerability {
+        id: "CVE-2026-1".into(),
+        aliases: vec![],
+        severity: "high".into(),
+        package: None,
+        package_version: None,
+        purl: None,
+        records: vec![],
+        vex_status: None,
+        vex_record: None,
+        suppressed: false,
+        exceptions: vec![],
+    });
+    input.provenance.push(ProvenanceFact {
+        id: "p".into(),
+        verified: false,
+        verification: "unsigned".into(),
+        verified_by: None,
+        builder_id: None,
+        source_repo: None,
+        source_commit: None,
+        subjects: vec![],
+        about_artifact: true,
+    });
+    input.signatures.push(SignatureFact {
+        id: "s".into(),
+        verified: false,
+        verification: "unsigned".into(),
+        verified_by: None,
+        signer: None,
+        subjects: vec![],
+        about_artifact: true,
+    });
+    let approval = ApprovalFact {
+        id: "a".into(),
+        approver: "alice".into(),
+        role: Some("approver".into()),
+        decision: "approve".into(),
+        reason: "ok".into(),
+        time: "2026-01-01T00:00:00Z".into(),
+        expires_at: None,
+        current: true,
+        producer: "alice".into(),
+        by_approver: true,
+        approver_pushed: false,
+        vulnerabilities: vec![],
+    };
+    input.approvals.push(approval.clone());
+    assert_schema_matches(doc, "GateInput", &input);
+    assert_schema_matches(doc, "GateVulnerability", &input.vulnerabilities[0]);
+    assert_schema_matches(doc, "GateProvenance", &input.provenance[0]);
+    assert_schema_matches(doc, "GateSignature", &input.signatures[0]);
+    assert_schema_matches(doc, "GateApproval", &approval);
+
+    let approval = ApprovalRequest {
+        blueprint: "a-api".into(),
+        version: "1".into(),
+        environment: "production".into(),
+        decision: Decision::Approve,
+        reason: "reviewed".into(),
+        expires: Some("7d".into()),
+        ticket: Some("CHG-1".into()),
+        git_sha: Some(GIT_SHA.into()),
+    };
+    assert_schema_matches(doc, "ApprovalRequest", &approval);
+    let recorded = vault
+        .record_approval(approval, "bob", "approver", &[])
+        .unwrap();
+    assert_schema_matches(doc, "Recorded", &recorded);
+    let exception = ExceptionRequest {
+        blueprint: "a-api".into(),
+        version: "1".into(),
+        environment: "production".into(),
+        vulnerabilities: vec!["CVE-2026-1".into()],
+        reason: "not reachable".into(),
+        expires: "7d".into(),
+        ticket: Some("CHG-2".into()),
+        git_sha: Some(GIT_SHA.into()),
+    };
+    assert_schema_matches(doc, "ExceptionRequest", &exception);
+
+    let mut report = vault
+        .audit_completeness("staging", Some(chrono::Utc::now()), &[])
+        .unwrap();
+    report.incomplete.push(IncompleteDeploy {
+        deploy: "d".into(),
+        blueprint: "a-api".into(),
+        version: "1".into(),
+        environment: "staging".into(),
+        time: "2026-01-01T00:00:00Z".into(),
+        actor: "ci".into(),
+        artifact: Some(format!("sha256:{}", "e".repeat(64))),
+        missing: vec![],
+        gate: "passed-after-deploy".into(),
+        gate_record: Some("g".into()),
+        last_decision: Some("l".into()),
+    });
+    assert_schema_matches(doc, "CompletenessReport", &report);
+    assert_schema_matches(doc, "IncompleteDeploy", &report.incomplete[0]);
 }
 
 fn enum_values(doc: &Value, name: &str) -> Vec<String> {
@@ -357,6 +509,28 @@ fn enumerations_are_the_codes_own() {
         );
     }
     assert_eq!(faults.len(), 3);
+    let outcomes: Vec<Value> = [Outcome::Pass, Outcome::Warn, Outcome::Fail]
+        .iter()
+        .map(|o| serde_json::to_value(o).unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        enum_values(&doc, "Outcome")
+            .into_iter()
+            .map(Value::from)
+            .collect::<Vec<_>>()
+    );
+    let decisions: Vec<Value> = [Decision::Approve, Decision::Reject]
+        .iter()
+        .map(|d| serde_json::to_value(d).unwrap())
+        .collect();
+    assert_eq!(
+        decisions,
+        enum_values(&doc, "Decision")
+            .into_iter()
+            .map(Value::from)
+            .collect::<Vec<_>>()
+    );
     let statuses: Vec<Value> = [Status::Created, Status::Present]
         .iter()
         .map(|s| serde_json::to_value(s).unwrap())

@@ -371,8 +371,12 @@ impl Vault {
     /// The facts a gate would judge for this check, without judging or recording anything
     /// (`evault gate input`, for writing and testing Rego policies).
     pub fn gate_input(&self, req: &CheckRequest, scopes: &[String]) -> Result<GateInput> {
+        self.input_for(req, "this token", scopes)
+    }
+
+    fn input_for(&self, req: &CheckRequest, actor: &str, scopes: &[String]) -> Result<GateInput> {
         let (blueprint, version, environment, artifact) = check_values(req)?;
-        check_scope("the caller", &blueprint, scopes)?;
+        check_scope(actor, &blueprint, scopes)?;
         let ctx = QueryContext {
             as_of: None,
             scopes: scopes.to_vec(),
@@ -402,7 +406,7 @@ impl Vault {
         scopes: &[String],
     ) -> Result<GateDecision> {
         let loaded = self.loaded_policy(req.policy.as_deref())?;
-        let input = self.gate_input(&req, scopes)?;
+        let input = self.input_for(&req, actor, scopes)?;
         let mut entries = Vec::new();
         let mut requirements = match &loaded.compiled {
             Compiled::Toml(p) => {

@@ -154,7 +154,7 @@ pub(crate) fn check_scope(actor: &str, blueprint: &str, scopes: &[String]) -> Re
         return Ok(());
     }
     Err(Error::Forbidden(format!(
-        "{actor} may push only for blueprints matching {}; this is for {blueprint}",
+        "{actor} may act only on blueprints matching {}; this is for {blueprint}",
         scopes.join(", ")
     )))
 }

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod blobs;
 pub mod export;
+pub mod gates;
 pub mod log;
 pub mod ops;
 pub mod push;

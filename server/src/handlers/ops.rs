@@ -47,7 +47,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
 /// Prometheus metrics (text exposition format 0.0.4).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "evault_http_requests_total, \
-        evault_http_request_duration_seconds, evault_ingested_bytes_total, evault_records, \
+        evault_http_request_duration_seconds, evault_ingested_bytes_total, \
+        evault_retention_sweeps_total, evault_retention_sweep_failures_total, \
+        evault_retention_swept_records_total, evault_gate_decisions_total, evault_records, \
         evault_blobs", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Gauges are read at scrape time; if the index cannot answer, they are left out and the

@@ -22,6 +22,7 @@ use evault_schema::validate;
 
 use crate::app::{AppState, JsonBody, PathParam, blocking};
 use crate::auth::Caller;
+use crate::openapi::RecordedDoc;
 use crate::problem::{ApiError, Problem};
 use crate::query::{Params, Spec};
 
@@ -213,7 +214,8 @@ pub async fn changelog(
     ))
 }
 
-fn recorded(outcome: Recorded) -> (StatusCode, Json<Recorded>) {
+/// 201 for a new record, 200 for one recorded before.
+pub(crate) fn recorded(outcome: Recorded) -> (StatusCode, Json<Recorded>) {
     let status = if outcome.record.status == Status::Created {
         StatusCode::CREATED
     } else {
@@ -228,8 +230,8 @@ fn recorded(outcome: Recorded) -> (StatusCode, Json<Recorded>) {
     request_body(content = Object, description = "{blueprint, version, env, artifact, \
         git_sha?, status?, target?, run_id?} (docs/queries.md); unknown fields are refused"),
     responses(
-        (status = 201, description = "the deploy record, with warnings", body = Object),
-        (status = 200, description = "the same receipt was recorded before", body = Object),
+        (status = 201, description = "the deploy record, with warnings", body = RecordedDoc),
+        (status = 200, description = "the same receipt was recorded before", body = RecordedDoc),
         (status = 400, description = "a field is wrong, or the commit cannot be determined",
             body = Problem, content_type = "application/problem+json"),
     ))]
@@ -254,8 +256,8 @@ pub async fn record_deploy(
     request_body(content = Object, description = "{blueprint, env, from_version, to_version, \
         reason, trigger?, incident?, git_sha?} (docs/queries.md); unknown fields are refused"),
     responses(
-        (status = 201, description = "the rollback record, with warnings", body = Object),
-        (status = 200, description = "the same record was recorded before", body = Object),
+        (status = 201, description = "the rollback record, with warnings", body = RecordedDoc),
+        (status = 200, description = "the same record was recorded before", body = RecordedDoc),
         (status = 400, description = "a field is wrong, or the commit cannot be determined",
             body = Problem, content_type = "application/problem+json"),
     ))]
