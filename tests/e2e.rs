@@ -2114,7 +2114,7 @@ fn the_demo_runs_end_to_end() {
         "the search sees the deploy: {out}"
     );
     assert!(
-        out.contains("1 deploy(s), 1 approval(s)"),
+        out.contains("1 deploy(s), 2 approval(s)"),
         "the change log: {out}"
     );
     assert!(
@@ -2122,6 +2122,15 @@ fn the_demo_runs_end_to_end() {
         "the trace's gaps: {out}"
     );
     assert!(out.contains("verified"), "the pack: {out}");
+    assert!(
+        out.contains("gate: FAIL for checkout-api 1.4.2 → production")
+            && out.contains("gate: PASS for checkout-api 1.4.2 → production"),
+        "the release gate, before and after the approval: {out}"
+    );
+    assert!(
+        out.contains("1 of 1 deploys to staging lack evidence or a passing gate"),
+        "the missing-evidence alert: {out}"
+    );
     assert_no_panic(&run.stderr);
     assert!(!run.stderr.contains("error:"), "{}", run.stderr);
 }

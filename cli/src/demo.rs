@@ -4,7 +4,8 @@
 //! `artifacts/runs/<RUN_ID>/devsecops/` with an SBOM, a scan report, a rollback plan, a deploy
 //! receipt, plus provenance, an approval and test results), packs it as a `.tar.zst` bundle, and
 //! drives the real `evault` binary through init, push, an idempotent re-push, queries, a verified
-//! download and an integrity check, printing each command and what it answered.
+//! download, the production release gate (refused, approved, passed), the missing-evidence alert
+//! and an integrity check, printing each command and what it answered.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ const BLUEPRINT: &str = "checkout-api";
 const VERSION: &str = "1.4.2";
 const RUN_ID: &str = "8812";
 const REPO: &str = "https://github.com/acme/checkout-api";
+/// Who runs the demo's pipeline steps.
+const PIPELINE: &str = "ci-pipeline";
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -209,17 +212,19 @@ fn pack(dir: &Path, out: &Path) -> Result<(), Error> {
 struct Step {
     args: Vec<String>,
     code: i32,
+    /// The exit code the step should end with (5: a gate that is meant to fail).
+    expected: i32,
     stdout: String,
     stderr: String,
 }
 
-fn evault(data_dir: &Path, args: &[&str]) -> Result<Step, Error> {
+fn evault(data_dir: &Path, actor: &str, args: &[&str], expected: i32) -> Result<Step, Error> {
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the evault binary", e))?;
     let out = Command::new(exe)
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--actor")
-        .arg("ci-pipeline")
+        .arg(actor)
         .args(args)
         .env_remove("EVAULT_DATA_DIR")
         .output()
@@ -227,9 +232,57 @@ fn evault(data_dir: &Path, args: &[&str]) -> Result<Step, Error> {
     Ok(Step {
         args: args.iter().map(|s| s.to_string()).collect(),
         code: out.status.code().unwrap_or(1),
+        expected,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// Runs the demo's steps and keeps what each answered.
+struct Runner {
+    vault: PathBuf,
+    json_output: bool,
+    steps: Vec<(&'static str, Step)>,
+}
+
+impl Runner {
+    /// Runs `evault args` as `actor`, which should exit with `expected`.
+    fn run(
+        &mut self,
+        title: &'static str,
+        actor: &str,
+        args: &[&str],
+        expected: i32,
+    ) -> Result<Step, Error> {
+        let step = evault(&self.vault, actor, args, expected)?;
+        if !self.json_output {
+            let who = if actor == PIPELINE {
+                String::new()
+            } else {
+                format!("--actor {actor} ")
+            };
+            let shown: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    if a.contains(|c: char| c.is_whitespace() || ";()'".contains(c)) {
+                        format!("\"{a}\"")
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect();
+            println!("\n## {title}\n$ evault {who}{}", shown.join(" "));
+            print!("{}", step.stdout);
+            eprint!("{}", step.stderr);
+        }
+        self.steps.push((title, step.clone()));
+        Ok(step)
+    }
+
+    /// A pipeline step that should succeed.
+    fn step(&mut self, title: &'static str, args: &[&str]) -> Result<Step, Error> {
+        self.run(title, PIPELINE, args, 0)
+    }
 }
 
 pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
@@ -258,16 +311,10 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
     let bundle = root.join(format!("checkout-api-{VERSION}-run-{RUN_ID}.tar.zst"));
     pack(&lane, &bundle)?;
     let bundle_arg = bundle.display().to_string();
-    let mut steps: Vec<(&str, Step)> = Vec::new();
-    let mut run_step = |title: &'static str, a: &[&str]| -> Result<Step, Error> {
-        let step = evault(&vault, a)?;
-        if !json_output {
-            println!("\n## {title}\n$ evault {}", a.join(" "));
-            print!("{}", step.stdout);
-            eprint!("{}", step.stderr);
-        }
-        steps.push((title, step.clone()));
-        Ok(step)
+    let mut r = Runner {
+        vault: vault.clone(),
+        json_output,
+        steps: Vec::new(),
     };
 
     if !json_output {
@@ -279,20 +326,20 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
             bundle.display()
         );
     }
-    run_step("Create a vault", &["init"])?;
-    let pushed = run_step(
+    r.step("Create a vault", &["init"])?;
+    let pushed = r.step(
         "Push the bundle (links come from its evault-bundle.json)",
         &["push", &bundle_arg],
     )?;
-    run_step(
+    r.step(
         "Push it again: same bytes, same links, nothing new",
         &["push", &bundle_arg],
     )?;
-    run_step(
+    r.step(
         "Everything for the release",
         &["ls", "--blueprint", BLUEPRINT, "--version", VERSION],
     )?;
-    run_step(
+    r.step(
         "Everything about the deployed image",
         &["ls", "--subject", &image],
     )?;
@@ -303,10 +350,10 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
         .and_then(|l| l.split_whitespace().next())
         .map(str::to_string)
         .ok_or_else(|| Error::Internal("the demo push did not report sbom.json".into()))?;
-    run_step("One record in full", &["show", &sbom_id])?;
+    r.step("One record in full", &["show", &sbom_id])?;
     let copy = root.join("sbom-from-vault.json");
     let copy_arg = copy.display().to_string();
-    run_step(
+    r.step(
         "Get the SBOM back, verified against its digest",
         &["get", &sbom_id, "-o", &copy_arg],
     )?;
@@ -317,19 +364,61 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
             "the SBOM read back differs from the one pushed".into(),
         ));
     }
-    run_step(
+    r.step(
         "Prove the SBOM's ingestion is in the signed, append-only log",
         &["log", "prove", &sbom_id],
     )?;
-    run_step(
+    r.step(
         "Recompute the log and check the vault against it",
         &["log", "verify"],
     )?;
-    run_step(
+    r.step(
         "Trace the staging deploy back to its commit, evidence and gaps",
         &["trace", "deploy", &image],
     )?;
-    run_step(
+    let gate = [
+        "gate",
+        "check",
+        "--blueprint",
+        BLUEPRINT,
+        "--version",
+        VERSION,
+        "--env",
+        "production",
+        "--artifact",
+        &image,
+    ];
+    r.run(
+        "May it go to production? Not yet: the approval in the bundle was pushed by the pipeline, not by its approver (exit 5)",
+        PIPELINE,
+        &gate,
+        5,
+    )?;
+    r.run(
+        "The release manager approves, under her own name",
+        "maria.lopez",
+        &[
+            "approve",
+            "--blueprint",
+            BLUEPRINT,
+            "--version",
+            VERSION,
+            "--env",
+            "production",
+            "--decision",
+            "approve",
+            "--reason",
+            "Staging soak clean for 24h; CVE-2021-23337 (lodash) not reachable",
+            "--expires",
+            "7d",
+        ],
+        0,
+    )?;
+    r.step(
+        "The gate passes; the decision is recorded as evidence",
+        &gate,
+    )?;
+    r.step(
         "Record the production deploy (the actor is who runs it)",
         &[
             "deploy",
@@ -343,14 +432,14 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
             &image,
         ],
     )?;
-    run_step(
+    r.step(
         "Are we exposed to the lodash CVE, and where is it live?",
         &["search", "vuln", "CVE-2021-23337"],
     )?;
     let today = Utc::now().date_naive();
     let since = (today - chrono::Days::new(1)).to_string();
     let until = (today + chrono::Days::new(1)).to_string();
-    run_step(
+    r.step(
         "The change log of production, with the evidence of each change",
         &[
             "audit",
@@ -363,20 +452,31 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
             "production",
         ],
     )?;
+    r.step(
+        "Missing-evidence alert: production deploys lacking evidence or a passing gate (none)",
+        &["audit", "completeness", "--env", "production"],
+    )?;
+    r.run(
+        "The same for staging: the bundle's staging deploy never went through a gate (exit 5)",
+        PIPELINE,
+        &["audit", "completeness", "--env", "staging"],
+        5,
+    )?;
     let pack_path = root.join("evidence-pack.tar.zst").display().to_string();
-    run_step(
+    r.step(
         "Export a signed evidence pack of the period for the auditor",
         &[
             "export", "--since", &since, "--until", &until, "-o", &pack_path,
         ],
     )?;
-    run_step(
+    r.step(
         "The auditor verifies it offline",
         &["verify-pack", &pack_path],
     )?;
-    run_step("Check every stored blob", &["fsck"])?;
+    r.step("Check every stored blob", &["fsck"])?;
 
-    let failed: Vec<_> = steps.iter().filter(|(_, s)| s.code != 0).collect();
+    let steps = r.steps;
+    let failed: Vec<_> = steps.iter().filter(|(_, s)| s.code != s.expected).collect();
     if json_output {
         let out: Vec<_> = steps
             .iter()
@@ -401,8 +501,8 @@ pub fn run(args: DemoArgs, json_output: bool) -> Result<(), Error> {
     }
     if let Some((title, step)) = failed.first() {
         return Err(Error::Internal(format!(
-            "demo step '{title}' failed with exit code {}",
-            step.code
+            "demo step '{title}' exited with code {}, not {}",
+            step.code, step.expected
         )));
     }
     Ok(())
