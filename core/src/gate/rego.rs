@@ -16,7 +16,26 @@ use super::input::GateInput;
 /// The package a gate policy declares.
 pub const PACKAGE: &str = "evault.gate";
 
+/// A regorus message on one line: `line 2 column 15: unexpected keyword `if`` for its
+/// multi-line compiler diagnostics (`--> gate.rego:2:15`, the source line, a caret, `error: ...`),
+/// the lines joined otherwise.
 fn one_line(s: &str) -> String {
+    let at = s
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .and_then(|loc| {
+            let mut parts = loc.rsplit(':');
+            let column = parts.next()?.trim().parse::<u32>().ok()?;
+            let line = parts.next()?.trim().parse::<u32>().ok()?;
+            Some(format!("line {line} column {column}: "))
+        });
+    let error = s
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::trim);
+    if let (Some(at), Some(error)) = (at, error) {
+        return format!("{at}{error}");
+    }
     s.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -161,4 +180,21 @@ pub fn evaluate(engine: &Engine, input: &GateInput) -> Vec<RequirementResult> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiler_diagnostics_become_one_line_with_the_position() {
+        let err = compile("package evault.gate\ndeny contains if {\n").unwrap_err();
+        assert!(
+            err.starts_with("the Rego policy does not compile: line 2 column 15: "),
+            "{err}"
+        );
+        assert!(!err.contains('\n') && !err.contains("-->"), "{err}");
+        assert!(looks_like_rego("# a comment\n\npackage evault.gate\n"));
+        assert!(!looks_like_rego("[[gate]]\nenvironment = \"x\"\n"));
+    }
 }
