@@ -956,3 +956,39 @@ fn provenance_and_signature_rules_on_real_signatures() {
         message(&d, "provenance")
     );
 }
+
+#[test]
+fn the_stored_policy_is_in_the_log_and_an_edit_behind_its_back_shows() {
+    let (dir, vault) = vault();
+    let view = vault.set_gate_policy(BUILT_IN, "admin").unwrap();
+    let verify = |vault: &Vault| {
+        vault
+            .verify_log(
+                &crate::vault::LogVerifyOptions::default(),
+                &mut |_, _, _| {},
+            )
+            .unwrap()
+            .problems
+    };
+    assert!(verify(&vault).is_empty());
+    let entries = vault.log_entries(0, 100).unwrap();
+    let entry: Value = serde_json::from_str(&entries.last().unwrap().entry).unwrap();
+    assert_eq!(entry["type"], "gate.policy");
+    assert_eq!(entry["subject"], "gate-policy/current");
+    assert_eq!(entry["state"]["digest"], view.digest);
+    drop(vault);
+    // Someone loosens the policy in the index directly.
+    let conn = rusqlite::Connection::open(dir.path().join(crate::vault::INDEX_FILE)).unwrap();
+    conn.execute(
+        "UPDATE gate_policy SET policy = replace(policy, 'min = 1', 'min = 0')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let vault = Vault::open(dir.path()).unwrap();
+    let problems = verify(&vault);
+    assert!(
+        problems.iter().any(|p| p.contains("gate policy")),
+        "{problems:?}"
+    );
+}
