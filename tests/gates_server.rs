@@ -11,7 +11,7 @@ mod server_common;
 
 use common::{BLUEPRINT, GIT_SHA, VERSION};
 use serde_json::{Value, json};
-use server_common::{Reply, Req, Server, remote, vault_state, with_query};
+use server_common::{Reply, Req, Server, assert_problem, remote, vault_state, with_query};
 
 /// A CycloneDX SBOM listing lodash.
 fn sbom() -> Vec<u8> {
@@ -120,25 +120,6 @@ fn approval(decision: &str) -> Value {
     json!({"blueprint": BLUEPRINT, "version": VERSION, "env": "production",
            "decision": decision, "reason": "CHG-1234 reviewed; canary green", "expires": "7d",
            "ticket": "CHG-1234"})
-}
-
-/// Asserts a problem answer: its status, its `type` slug, and a detail holding every needle.
-#[track_caller]
-fn assert_problem(reply: &Reply, status: u16, slug: &str, needles: &[&str]) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    let problem = reply.json();
-    assert_eq!(
-        problem["type"],
-        format!("https://evault.dev/problems/{slug}"),
-        "{reply:?}"
-    );
-    let detail = problem["detail"].as_str().unwrap_or_default();
-    for needle in needles {
-        assert!(
-            detail.contains(needle),
-            "detail lacks {needle:?}: {reply:?}"
-        );
-    }
 }
 
 /// The value of a series in the `/metrics` text.

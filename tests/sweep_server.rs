@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{BLUEPRINT, GIT_SHA, VERSION, Vault, sha256_hex};
 use serde_json::{Value, json};
-use server_common::{Reply, Req, Server, with_query};
+use server_common::{Reply, Req, Server, assert_problem, with_query};
 
 fn sbom(component: &str) -> Vec<u8> {
     json!({
@@ -59,25 +59,6 @@ fn send_json(server: &Server, method: &str, path: &str, token: &str, body: Value
 #[track_caller]
 fn delete(server: &Server, token: &str, id: &str, body: Value) -> Reply {
     send_json(server, "DELETE", &format!("/v1/records/{id}"), token, body)
-}
-
-/// Asserts a problem answer: its status, its `type` slug, and a detail holding every needle.
-#[track_caller]
-fn assert_problem(reply: &Reply, status: u16, slug: &str, needles: &[&str]) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    let problem = reply.json();
-    assert_eq!(
-        problem["type"],
-        format!("https://evault.dev/problems/{slug}"),
-        "{reply:?}"
-    );
-    let detail = problem["detail"].as_str().unwrap_or_default();
-    for needle in needles {
-        assert!(
-            detail.contains(needle),
-            "detail lacks {needle:?}: {reply:?}"
-        );
-    }
 }
 
 /// The ids of a `{"tombstones": [...]}` answer, newest first.

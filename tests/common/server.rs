@@ -542,3 +542,22 @@ pub fn remote(server: &Server, token: Option<&str>, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Asserts a problem answer: its status, its `type` slug, and a detail holding every needle.
+#[track_caller]
+pub fn assert_problem(reply: &Reply, status: u16, slug: &str, needles: &[&str]) {
+    assert_eq!(reply.status, status, "{reply:?}");
+    let problem = reply.json();
+    assert_eq!(
+        problem["type"],
+        format!("https://evault.dev/problems/{slug}"),
+        "{reply:?}"
+    );
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    for needle in needles {
+        assert!(
+            detail.contains(needle),
+            "detail lacks {needle:?}: {reply:?}"
+        );
+    }
+}
