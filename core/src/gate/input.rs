@@ -7,17 +7,19 @@
 //! verified, who pushed them. A few derived flags (`suppressed`, `current`, `by_approver`,
 //! `approver_pushed`, `about_artifact`) are computed once here, the same way for every engine.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use evault_schema::Kind;
 use evault_schema::extract::apply::{applies, suppresses};
+use evault_schema::extract::{Finding, VexStatement};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Result;
 use crate::facts::FactRead;
-use crate::query::{Evidence, Reader};
+use crate::query::Reader;
+use crate::record::Record;
 use crate::record::format_time;
 use crate::verification::VerificationStatus;
 
@@ -144,12 +146,8 @@ pub struct ApprovalFact {
     pub vulnerabilities: Vec<String>,
 }
 
-fn str_field<'a>(e: &'a Evidence, key: &str) -> Option<&'a str> {
-    e.summary.get(key).and_then(Value::as_str)
-}
-
-fn verification_of(e: &Evidence) -> (bool, String, Option<String>) {
-    match &e.verification {
+fn verification_of(r: &Record) -> (bool, String, Option<String>) {
+    match &r.verification {
         Some(v) => (
             v.status == VerificationStatus::Verified,
             v.status.as_str().to_string(),
@@ -199,23 +197,25 @@ pub(crate) fn build(
          AND r.kind NOT IN ('deploy', 'rollback', 'policy-result')",
         &[&blueprint, &version],
     )?;
-    let mut evidence: Vec<Evidence> = Vec::with_capacity(records.len());
-    for r in &records {
-        evidence.push(reader.evidence(r)?);
-    }
+    let mut records = records;
     if let Some(artifact) = artifact {
         let about = reader.records(
             "r.id IN (SELECT record_id FROM record_subjects WHERE digest = ?1) \
              AND +r.kind IN ('provenance', 'signature')",
             &[&artifact],
         )?;
-        for r in &about {
-            if !evidence.iter().any(|e| e.id == r.id) {
-                evidence.push(reader.evidence(r)?);
+        for r in about {
+            if !records.iter().any(|e| e.id == r.id) {
+                records.push(r);
             }
         }
     }
-    let git_shas: BTreeSet<String> = records.iter().map(|r| r.git_sha.clone()).collect();
+    let of_version = |r: &&Record| r.blueprint.name == blueprint && r.blueprint.version == version;
+    let git_shas: BTreeSet<String> = records
+        .iter()
+        .filter(of_version)
+        .map(|r| r.git_sha.clone())
+        .collect();
     let git_sha = if git_shas.len() == 1 {
         git_shas.iter().next().cloned().unwrap_or_default()
     } else {
@@ -223,6 +223,7 @@ pub(crate) fn build(
     };
     let pushers: BTreeSet<String> = records
         .iter()
+        .filter(of_version)
         .filter(|r| r.kind != Kind::Approval)
         .map(|r| r.producer.clone())
         .collect();
@@ -234,7 +235,8 @@ pub(crate) fn build(
     let mut signatures = Vec::new();
     let mut approvals = Vec::new();
     let mut exceptions = Vec::new();
-    for e in &evidence {
+    let facts = reader.facts();
+    for e in &records {
         let (verified, verification, verified_by) = verification_of(e);
         by_kind
             .entry(e.kind.as_str().to_string())
@@ -248,17 +250,23 @@ pub(crate) fn build(
                 subjects: e.subjects.clone(),
             });
         match e.kind {
-            Kind::Provenance => provenance.push(ProvenanceFact {
-                id: e.id.clone(),
-                verified,
-                verification,
-                verified_by,
-                builder_id: str_field(e, "builder_id").map(str::to_string),
-                source_repo: str_field(e, "source_repo").map(str::to_string),
-                source_commit: str_field(e, "source_commit").map(str::to_string),
-                subjects: e.subjects.clone(),
-                about_artifact: about_artifact(&e.subjects),
-            }),
+            Kind::Provenance => {
+                let p = facts.provenance(&e.digest)?;
+                let field = |f: fn(&evault_schema::extract::Provenance) -> &Option<String>| {
+                    p.as_ref().and_then(|p| f(p).clone())
+                };
+                provenance.push(ProvenanceFact {
+                    id: e.id.clone(),
+                    verified,
+                    verification,
+                    verified_by,
+                    builder_id: field(|p| &p.builder_id),
+                    source_repo: field(|p| &p.source_repo),
+                    source_commit: field(|p| &p.source_commit),
+                    subjects: e.subjects.clone(),
+                    about_artifact: about_artifact(&e.subjects),
+                });
+            }
             Kind::Signature => signatures.push(SignatureFact {
                 id: e.id.clone(),
                 verified,
@@ -307,7 +315,7 @@ pub(crate) fn build(
 /// The approval `e` if it is for `environment`.
 fn approval_fact(
     reader: &Reader<'_>,
-    e: &Evidence,
+    e: &Record,
     environment: &str,
     now: DateTime<Utc>,
     pushers: &BTreeSet<String>,
@@ -363,6 +371,7 @@ fn vulnerabilities(
 ) -> Result<Vec<Vulnerability>> {
     let facts = reader.facts();
     let vex = facts.vex_for(blueprint, version)?;
+    let vex_index = VexIndex::new(&vex);
     let mut out: Vec<Vulnerability> = Vec::new();
     let mut at: BTreeMap<(String, Option<String>, Option<String>), usize> = BTreeMap::new();
     for r in records.iter().filter(|r| r.kind == Kind::VulnScan) {
@@ -382,7 +391,7 @@ fn vulnerabilities(
                 }
                 continue;
             }
-            let settled = vex.iter().find(|(_, s)| applies(s, &f));
+            let settled = vex_index.settling(&vex, &f);
             let ids: Vec<&String> = std::iter::once(&f.id).chain(&f.aliases).collect();
             let named_by: Vec<String> = exceptions
                 .iter()
@@ -410,4 +419,46 @@ fn vulnerabilities(
         }
     }
     Ok(out)
+}
+
+/// The VEX statements of a version by vulnerability id and alias (uppercase), so that a finding
+/// is matched against the statements about it rather than all of them.
+struct VexIndex {
+    by_id: HashMap<String, Vec<usize>>,
+}
+
+impl VexIndex {
+    fn new(statements: &[(String, VexStatement)]) -> VexIndex {
+        let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, (_, s)) in statements.iter().enumerate() {
+            for id in std::iter::once(&s.vulnerability).chain(&s.aliases) {
+                let list = by_id.entry(id.to_ascii_uppercase()).or_default();
+                if list.last() != Some(&i) {
+                    list.push(i);
+                }
+            }
+        }
+        VexIndex { by_id }
+    }
+
+    /// The first statement (in the order given: newest first) that applies to `finding`, as
+    /// `vex_outcome` would find it.
+    fn settling<'s>(
+        &self,
+        statements: &'s [(String, VexStatement)],
+        finding: &Finding,
+    ) -> Option<&'s (String, VexStatement)> {
+        let mut candidates: Vec<usize> = std::iter::once(&finding.id)
+            .chain(&finding.aliases)
+            .filter_map(|id| self.by_id.get(&id.to_ascii_uppercase()))
+            .flatten()
+            .copied()
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
+            .into_iter()
+            .map(|i| &statements[i])
+            .find(|(_, s)| applies(s, finding))
+    }
 }
