@@ -462,3 +462,102 @@ impl VexIndex {
             .find(|(_, s)| applies(s, finding))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use evault_schema::extract::apply::vex_outcome;
+    use evault_schema::extract::{Severity, VexStatus};
+
+    use super::*;
+
+    #[test]
+    fn the_vex_index_settles_every_finding_as_the_full_matching_does() {
+        let finding = |id: &str, aliases: &[&str], purl: Option<&str>| Finding {
+            id: id.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            severity: Severity::High,
+            package: Some("lodash".into()),
+            version: Some("4.17.20".into()),
+            purl: purl.map(str::to_string),
+            fixed_version: None,
+        };
+        let statement = |vuln: &str, aliases: &[&str], products: &[&str], status| VexStatement {
+            vulnerability: vuln.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            products: products.iter().map(|p| p.to_string()).collect(),
+            status,
+            justification: None,
+        };
+        let statements: Vec<(String, VexStatement)> = vec![
+            (
+                "1".into(),
+                statement(
+                    "cve-2021-23337",
+                    &[],
+                    &["pkg:npm/lodash@4.17.20"],
+                    VexStatus::NotAffected,
+                ),
+            ),
+            (
+                "2".into(),
+                statement(
+                    "CVE-2021-23337",
+                    &[],
+                    &["pkg:oci/checkout"],
+                    VexStatus::Affected,
+                ),
+            ),
+            (
+                "3".into(),
+                statement(
+                    "GHSA-35jh-r3h4-6jhm",
+                    &["CVE-2020-8203"],
+                    &["pkg:npm/other@1.0.0"],
+                    VexStatus::Fixed,
+                ),
+            ),
+            (
+                "4".into(),
+                statement("CVE-2020-8203", &[], &[], VexStatus::UnderInvestigation),
+            ),
+            (
+                "5".into(),
+                statement(
+                    "CVE-2022-0001",
+                    &["GHSA-aaaa-bbbb-cccc"],
+                    &[],
+                    VexStatus::Fixed,
+                ),
+            ),
+        ];
+        let findings = vec![
+            finding("CVE-2021-23337", &[], Some("pkg:npm/lodash@4.17.20")),
+            finding("CVE-2021-23337", &[], Some("pkg:npm/lodash@4.17.19")),
+            finding(
+                "CVE-2020-8203",
+                &["GHSA-35jh-r3h4-6jhm"],
+                Some("pkg:npm/lodash@4.17.20"),
+            ),
+            finding("GHSA-AAAA-BBBB-CCCC", &[], None),
+            finding("CVE-1999-0001", &[], None),
+        ];
+        let plain: Vec<VexStatement> = statements.iter().map(|(_, s)| s.clone()).collect();
+        let expected = vex_outcome(&findings, &plain);
+        let index = VexIndex::new(&statements);
+        let got: Vec<Option<VexStatus>> = findings
+            .iter()
+            .map(|f| index.settling(&statements, f).map(|(_, s)| s.status))
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(
+            expected,
+            [
+                Some(VexStatus::NotAffected),
+                Some(VexStatus::Affected),
+                Some(VexStatus::UnderInvestigation),
+                Some(VexStatus::Fixed),
+                None
+            ]
+        );
+    }
+}
