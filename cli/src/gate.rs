@@ -526,7 +526,9 @@ fn incomplete_line(d: &IncompleteDeploy) -> String {
                 .unwrap_or_default()
         ),
     };
-    let missing = if d.missing.is_empty() {
+    let missing = if d.uncovered {
+        "  no gate policy covers it".to_string()
+    } else if d.missing.is_empty() {
         String::new()
     } else {
         format!("  missing: {}", d.missing.join(", "))

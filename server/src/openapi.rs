@@ -651,6 +651,9 @@ pub struct IncompleteDeployDoc {
     artifact: Option<String>,
     /// Evidence kinds the policy requires that the version lacks.
     missing: Vec<String>,
+    /// Present (true) when no entry of the vault's policy covers this blueprint in this
+    /// environment.
+    uncovered: Option<bool>,
     /// `never-passed`, `passed-after-deploy`, or `passed` (then `missing` is why it is listed).
     #[schema(pattern = "^(never-passed|passed-after-deploy|passed)$")]
     gate: String,

@@ -287,6 +287,10 @@ pub struct IncompleteDeploy {
     pub artifact: Option<String>,
     /// Evidence kinds the policy requires that the version lacks.
     pub missing: Vec<String>,
+    /// No entry of the vault's policy covers this blueprint in this environment (so no gate
+    /// could pass).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncovered: bool,
     /// `never-passed`, `passed-after-deploy`, or `passed` (then `missing` is why it is here).
     pub gate: String,
     /// The passing decision, when there is one.
@@ -707,14 +711,15 @@ impl Vault {
                     continue;
                 }
                 deploys += 1;
-                let missing = match &loaded.compiled {
+                let (missing, uncovered) = match &loaded.compiled {
                     Compiled::Toml(p) => match p.resolve(&change.blueprint, &change.environment) {
-                        Some(r) => {
-                            missing_kinds(conn, &change.blueprint, &change.version, &r.require)?
-                        }
-                        None => vec!["(no gate policy covers this environment)".into()],
+                        Some(r) => (
+                            missing_kinds(conn, &change.blueprint, &change.version, &r.require)?,
+                            false,
+                        ),
+                        None => (Vec::new(), true),
                     },
-                    Compiled::Rego(_) => Vec::new(),
+                    Compiled::Rego(_) => (Vec::new(), false),
                 };
                 let past = past_decisions(
                     conn,
@@ -737,7 +742,7 @@ impl Vault {
                     (None, Some(d)) => ("passed-after-deploy", Some(d.id.clone())),
                     (None, None) => ("never-passed", None),
                 };
-                if gate == "passed" && missing.is_empty() {
+                if gate == "passed" && missing.is_empty() && !uncovered {
                     continue;
                 }
                 out.push(IncompleteDeploy {
@@ -749,6 +754,7 @@ impl Vault {
                     actor: change.actor.clone(),
                     artifact: change.artifact.clone(),
                     missing,
+                    uncovered,
                     gate: gate.into(),
                     gate_record,
                     last_decision: last_before

@@ -992,3 +992,19 @@ fn the_stored_policy_is_in_the_log_and_an_edit_behind_its_back_shows() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn audit_completeness_names_deploys_no_policy_covers() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 0);
+    let mut doc = crate::testing::deploy(V, "dev", "2026-01-01T00:00:00Z");
+    doc["time"] = json!("2026-01-01T00:00:00Z");
+    push(&vault, "deploy-dev.json", &doc);
+    let report = vault.audit_completeness("dev", None, &[]).unwrap();
+    assert_eq!(report.incomplete.len(), 1);
+    let d = &report.incomplete[0];
+    assert!(d.uncovered && d.missing.is_empty(), "{d:?}");
+    assert_eq!(d.gate, "never-passed");
+    let json = serde_json::to_value(d).unwrap();
+    assert_eq!(json["uncovered"], true);
+}
