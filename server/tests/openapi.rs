@@ -470,6 +470,7 @@ fn gate_schemas_have_the_keys_of_real_values(doc: &Value, vault: &Vault) {
         actor: "ci".into(),
         artifact: Some(format!("sha256:{}", "e".repeat(64))),
         missing: vec![],
+        uncovered: true,
         gate: "passed-after-deploy".into(),
         gate_record: Some("g".into()),
         last_decision: Some("l".into()),
