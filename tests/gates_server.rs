@@ -499,15 +499,20 @@ fn the_vault_policy_is_set_by_admins_and_cited_by_later_checks() {
         "{d:#}"
     );
 
-    // A policy given with the check is used for it, and cited as a file.
+    // A policy given with the check is code the server runs: admins only. It is used for that
+    // check, and cited as a file.
     let body = json!({"blueprint": BLUEPRINT, "version": VERSION, "env": "production",
         "policy": "[[gate]]\nenvironment = \"production\"\nrequire = [\"sbom\"]\n"});
-    let d = decided(send_json(&server, "POST", "/v1/gates/check", &ci, &body));
+    let before = vault_state(&server.vault);
+    let reply = send_json(&server, "POST", "/v1/gates/check", &ci, &body);
+    assert_problem(&reply, 403, "forbidden", &["field policy", "only admins"]);
+    assert_eq!(vault_state(&server.vault), before, "nothing was recorded");
+    let d = decided(send_json(&server, "POST", "/v1/gates/check", &admin, &body));
     assert_eq!(d["decision"], "pass", "{d:#}");
     assert_eq!(d["policy"]["source"], "file");
     let mut broken = body.clone();
     broken["policy"] = json!("[[gate]]\nenvironment = \"production\"\nrequire = [\"sbomm\"]\n");
-    let reply = send_json(&server, "POST", "/v1/gates/check", &ci, &broken);
+    let reply = send_json(&server, "POST", "/v1/gates/check", &admin, &broken);
     assert_problem(&reply, 400, "invalid-input", &["gate 1", "sbomm"]);
 }
 
@@ -533,7 +538,8 @@ fn the_completeness_audit_lists_a_deploy_made_without_a_passing_gate() {
     let deploy_id = deploy["id"].as_str().unwrap();
     let lax = json!({"blueprint": BLUEPRINT, "version": VERSION, "env": "staging",
         "policy": "[[gate]]\nenvironment = \"*\"\n"});
-    let d = decided(send_json(&server, "POST", "/v1/gates/check", &ci, &lax));
+    let admin = server.token("release-admin", "admin", &[], None);
+    let d = decided(send_json(&server, "POST", "/v1/gates/check", &admin, &lax));
     assert_eq!(
         (d["decision"].as_str(), d["policy"]["source"].as_str()),
         (Some("pass"), Some("file"))

@@ -58,17 +58,18 @@ fn may_check(caller: &Caller) -> Result<(), ApiError> {
 /// the token's name.
 #[utoipa::path(post, path = "/v1/gates/check", tag = "gates",
     request_body(content = CheckRequestDoc, description = "the version, the environment, \
-        optionally the artifact, the commit and a policy for this one check (recorded with \
-        source `file`; it never counts as the gate passing for audit completeness); unknown \
-        fields are refused; at most 1 MiB"),
+        optionally the artifact, the commit and, for admin tokens only, a policy for this one \
+        check (recorded with source `file`; it never counts as the gate passing for audit \
+        completeness); unknown fields are refused; at most 1 MiB"),
     responses(
         (status = 200, description = "the decision, pass, warn or fail, with one result per \
             requirement: read `decision`", body = GateDecisionDoc),
         (status = 400, description = "a field is wrong, or the given policy does not parse \
             (the detail names the field or the gate entry)", body = Problem,
             content_type = "application/problem+json"),
-        (status = 403, description = "an auditor token (a check writes a record), or a \
-            blueprint outside the token's scopes; nothing is written", body = Problem,
+        (status = 403, description = "an auditor token (a check writes a record), a `policy` \
+            from a token that is not an admin's, or a blueprint outside the token's scopes; \
+            nothing is written", body = Problem,
             content_type = "application/problem+json"),
         (status = 413, description = "the body is over 1 MiB", body = Problem,
             content_type = "application/problem+json"),
@@ -79,6 +80,17 @@ pub async fn gate_check(
     JsonBody(request): JsonBody<CheckRequest>,
 ) -> Result<Json<GateDecision>, ApiError> {
     may_check(&caller)?;
+    // A policy is code the server runs: a Rego rule can ask for gigabytes (`numbers.range`).
+    // Only those who may set the vault's policy may bring one of their own.
+    if request.policy.is_some() && !caller.0.can(Permission::Maintain) {
+        return Err(ApiError::new(
+            ProblemKind::Forbidden,
+            format!(
+                "token '{}' may not bring its own policy (field policy): the server runs it, so                  only admins may; checks by role {} use the vault's policy",
+                caller.0.name, caller.0.role
+            ),
+        ));
+    }
     let actor = caller.0.name.clone();
     let scopes = caller.scopes().to_vec();
     let decision = blocking(&state.vault, move |v| {
