@@ -710,6 +710,8 @@ pub struct GateVulnerabilityDoc {
     vex_record: Option<String>,
     /// VEX says `not_affected` or `fixed`: it does not count.
     suppressed: bool,
+    /// The same, believing only VEX records whose signature verified.
+    suppressed_by_verified_vex: bool,
     /// Exceptions naming it or one of its aliases, valid or not.
     exceptions: Vec<String>,
 }

@@ -388,6 +388,7 @@ fn gate_schemas_have_the_keys_of_real_values(doc: &Value, vault: &Vault) {
         vex_status: None,
         vex_record: None,
         suppressed: false,
+        suppressed_by_verified_vex: false,
         exceptions: vec![],
     });
     input.provenance.push(ProvenanceFact {

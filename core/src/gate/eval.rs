@@ -6,7 +6,7 @@ use evault_schema::documents::{Outcome, RequirementResult};
 
 use super::input::{ApprovalFact, GateInput, Vulnerability};
 use super::policy::{
-    ApprovalRule, Level, ProvenanceRule, Resolved, SignatureRule, Vulnerabilities,
+    ApprovalRule, Level, ProvenanceRule, Resolved, SignatureRule, VexTrust, Vulnerabilities,
 };
 use crate::auth::scope_matches;
 
@@ -168,11 +168,21 @@ pub fn version_requirement(input: &GateInput) -> RequirementResult {
 }
 
 /// Whether `x` is an exception that counts under `roles` now.
-fn exception_counts(x: &ApprovalFact, roles: &[String]) -> bool {
+fn exception_counts(x: &ApprovalFact, rule: &Vulnerabilities) -> bool {
+    let within = |max: u32| {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+        match (at(&x.time), x.expires_at.as_deref().and_then(at)) {
+            (Some(given), Some(expires)) => expires - given <= chrono::Duration::days(max.into()),
+            _ => false,
+        }
+    };
     x.decision == "approve"
         && x.current
         && x.by_approver
-        && x.role.as_ref().is_some_and(|r| roles.contains(r))
+        && x.role
+            .as_ref()
+            .is_some_and(|r| rule.exception_roles.contains(r))
+        && rule.exception_max_days.is_none_or(within)
 }
 
 fn vulnerabilities(rule: &Vulnerabilities, input: &GateInput) -> Vec<RequirementResult> {
@@ -199,8 +209,12 @@ fn vulnerabilities(rule: &Vulnerabilities, input: &GateInput) -> Vec<Requirement
             .iter()
             .filter(|v| v.severity == severity)
             .collect();
-        let suppressed = of.iter().filter(|v| v.suppressed).count();
-        let remaining: Vec<&Vulnerability> = of.iter().copied().filter(|v| !v.suppressed).collect();
+        let settled = |v: &Vulnerability| match rule.vex {
+            VexTrust::Any => v.suppressed,
+            VexTrust::Verified => v.suppressed_by_verified_vex,
+        };
+        let suppressed = of.iter().filter(|v| settled(v)).count();
+        let remaining: Vec<&Vulnerability> = of.iter().copied().filter(|v| !settled(v)).collect();
         let mut accepted: Vec<&Vulnerability> = Vec::new();
         let mut counted: Vec<&Vulnerability> = Vec::new();
         let mut by: Vec<String> = Vec::new();
@@ -212,7 +226,7 @@ fn vulnerabilities(rule: &Vulnerabilities, input: &GateInput) -> Vec<Requirement
                     input
                         .exceptions
                         .iter()
-                        .any(|x| &x.id == *id && exception_counts(x, &rule.exception_roles))
+                        .any(|x| &x.id == *id && exception_counts(x, rule))
                 })
                 .collect();
             if t.exceptions && !covering.is_empty() {

@@ -89,6 +89,8 @@ pub struct Vulnerability {
     pub vex_record: Option<String>,
     /// VEX says `not_affected` or `fixed`: it does not count.
     pub suppressed: bool,
+    /// The same, believing only VEX records whose signature verified.
+    pub suppressed_by_verified_vex: bool,
     /// Exceptions (record ids) naming it or one of its aliases, valid or not.
     pub exceptions: Vec<String>,
 }
@@ -372,6 +374,16 @@ fn vulnerabilities(
     let facts = reader.facts();
     let vex = facts.vex_for(blueprint, version)?;
     let vex_index = VexIndex::new(&vex);
+    let verified_vex: BTreeSet<&str> = records
+        .iter()
+        .filter(|r| {
+            r.kind == Kind::Vex
+                && r.verification
+                    .as_ref()
+                    .is_some_and(|v| v.status == VerificationStatus::Verified)
+        })
+        .map(|r| r.id.as_str())
+        .collect();
     let mut out: Vec<Vulnerability> = Vec::new();
     let mut at: BTreeMap<(String, Option<String>, Option<String>), usize> = BTreeMap::new();
     for r in records.iter().filter(|r| r.kind == Kind::VulnScan) {
@@ -391,7 +403,8 @@ fn vulnerabilities(
                 }
                 continue;
             }
-            let settled = vex_index.settling(&vex, &f);
+            let settled = vex_index.settling(&vex, &f, &|_| true);
+            let settled_verified = vex_index.settling(&vex, &f, &|id| verified_vex.contains(id));
             let ids: Vec<&String> = std::iter::once(&f.id).chain(&f.aliases).collect();
             let named_by: Vec<String> = exceptions
                 .iter()
@@ -412,6 +425,7 @@ fn vulnerabilities(
                 vex_status: settled.map(|(_, s)| s.status.as_str().to_string()),
                 vex_record: settled.map(|(id, _)| id.clone()),
                 suppressed: suppresses(settled.map(|(_, s)| s.status)),
+                suppressed_by_verified_vex: suppresses(settled_verified.map(|(_, s)| s.status)),
                 exceptions: named_by,
                 aliases: f.aliases,
                 id: f.id,
@@ -447,6 +461,7 @@ impl VexIndex {
         &self,
         statements: &'s [(String, VexStatement)],
         finding: &Finding,
+        believed: &dyn Fn(&str) -> bool,
     ) -> Option<&'s (String, VexStatement)> {
         let mut candidates: Vec<usize> = std::iter::once(&finding.id)
             .chain(&finding.aliases)
@@ -459,7 +474,7 @@ impl VexIndex {
         candidates
             .into_iter()
             .map(|i| &statements[i])
-            .find(|(_, s)| applies(s, finding))
+            .find(|(record, s)| believed(record) && applies(s, finding))
     }
 }
 
@@ -546,7 +561,11 @@ mod tests {
         let index = VexIndex::new(&statements);
         let got: Vec<Option<VexStatus>> = findings
             .iter()
-            .map(|f| index.settling(&statements, f).map(|(_, s)| s.status))
+            .map(|f| {
+                index
+                    .settling(&statements, f, &|_| true)
+                    .map(|(_, s)| s.status)
+            })
             .collect();
         assert_eq!(got, expected);
         assert_eq!(

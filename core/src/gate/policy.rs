@@ -121,6 +121,31 @@ pub struct Vulnerabilities {
     /// Roles whose exceptions count (the approval's `role`); default `approver`.
     #[serde(default = "approver")]
     pub exception_roles: Vec<String>,
+    /// Exceptions running longer than this many days (from their `time` to `expires_at`) do
+    /// not count; default: any that expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception_max_days: Option<u32>,
+    /// Which VEX statements settle findings: `any` (default) or `verified` (only those of VEX
+    /// records whose signature verified).
+    #[serde(default, skip_serializing_if = "VexTrust::is_any")]
+    pub vex: VexTrust,
+}
+
+/// Which VEX records a gate believes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VexTrust {
+    /// Every VEX record of the version.
+    #[default]
+    Any,
+    /// Only VEX records whose signature verified against the trust store.
+    Verified,
+}
+
+impl VexTrust {
+    fn is_any(&self) -> bool {
+        *self == VexTrust::Any
+    }
 }
 
 impl Vulnerabilities {
@@ -441,6 +466,13 @@ impl Gate {
         }
         if let Some(v) = &self.vulnerabilities {
             check_list("vulnerabilities.exception_roles", &v.exception_roles, false)?;
+            if let Some(days) = v.exception_max_days
+                && !(1..=366).contains(&days)
+            {
+                return Err(format!(
+                    "vulnerabilities.exception_max_days: {days} is out of range: expected 1 to 366"
+                ));
+            }
             if v.thresholds().is_empty() {
                 return Err(
                     "vulnerabilities: set at least one threshold (critical, high, medium, low \
@@ -559,6 +591,14 @@ mod tests {
             (
                 "[[gate]]\nenvironment = \"production\"\n[gate.vulnerabilities]\nhigh = { max = 3, above = \"block\" }\n",
                 "gate 1 (line 4): unknown variant `block`",
+            ),
+            (
+                "[[gate]]\nenvironment = \"production\"\n[gate.vulnerabilities]\nhigh = { max = 3 }\nexception_max_days = 0\n",
+                "gate 1 (line 1): vulnerabilities.exception_max_days: 0 is out of range",
+            ),
+            (
+                "[[gate]]\nenvironment = \"production\"\n[gate.vulnerabilities]\nhigh = { max = 3 }\nvex = \"signed\"\n",
+                "gate 1 (line 5): unknown variant `signed`, expected `any` or `verified`",
             ),
             ("", "no [[gate]] entries"),
         ];

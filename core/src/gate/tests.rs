@@ -1008,3 +1008,108 @@ fn audit_completeness_names_deploys_no_policy_covers() {
     let json = serde_json::to_value(d).unwrap();
     assert_eq!(json["uncovered"], true);
 }
+
+#[test]
+fn a_policy_may_believe_only_signed_vex_and_cap_how_long_exceptions_run() {
+    use p256::ecdsa::signature::Signer as _;
+    use p256::pkcs8::EncodePublicKey as _;
+    use p256::pkcs8::LineEnding;
+
+    let (_d, vault) = vault();
+    full_evidence(&vault, 1, 4);
+    approve(&vault, "alice", "approver", Decision::Approve).unwrap();
+    let strict = format!(
+        "{BUILT_IN}\n[[gate]]\nenvironment = \"production\"\nblueprint = \"{BP}\"\n\
+         [gate.vulnerabilities]\ncritical = {{ max = 0 }}\n\
+         high = {{ max = 3, exceptions = true }}\nvex = \"verified\"\nexception_max_days = 7\n"
+    );
+    let check_strict = |vault: &Vault| check(vault, "production", Some(&strict));
+
+    // An unsigned VEX document settles the critical for the built-in policy, not for one that
+    // believes only signed VEX.
+    let vex_bytes = serde_json::to_vec(&vex_not_affected("CVE-2026-1000")).unwrap();
+    let vex = push_as(&vault, "ci", "vex.json", vex_bytes.clone(), None).unwrap();
+    assert_eq!(
+        status(
+            &check(&vault, "production", None),
+            "vulnerabilities:critical"
+        ),
+        Outcome::Pass
+    );
+    let d = check_strict(&vault);
+    assert_eq!(
+        status(&d, "vulnerabilities:critical"),
+        Outcome::Fail,
+        "{:#?}",
+        d.requirements
+    );
+
+    // The security team signs it (a detached P-256 signature, key made here): now it counts.
+    let key = p256::ecdsa::SigningKey::from_slice(&[5; 32]).unwrap();
+    vault
+        .add_trusted_key(
+            "security-team",
+            &key.verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+            &[],
+            "admin",
+        )
+        .unwrap();
+    let signature: p256::ecdsa::DerSignature = key.sign(&vex_bytes);
+    let sig_b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        signature.as_bytes(),
+    );
+    push_about(&vault, "vex.json.sig", sig_b64.into_bytes(), &vex.digest);
+    assert_eq!(
+        vault
+            .record(&vex.id)
+            .unwrap()
+            .verification
+            .map(|v| v.status),
+        Some(crate::verification::VerificationStatus::Verified),
+        "the signature vouches for the VEX record"
+    );
+    let d = check_strict(&vault);
+    assert_eq!(
+        status(&d, "vulnerabilities:critical"),
+        Outcome::Pass,
+        "{:#?}",
+        d.requirements
+    );
+
+    // Four high: one over. A 14-day exception is longer than the 7 days this policy allows.
+    assert_eq!(status(&d, "vulnerabilities:high"), Outcome::Fail);
+    except(&vault, "carol", "approver", &["CVE-2026-2000"]);
+    assert_eq!(
+        status(&check_strict(&vault), "vulnerabilities:high"),
+        Outcome::Fail
+    );
+    assert_eq!(
+        status(&check(&vault, "production", None), "vulnerabilities:high"),
+        Outcome::Warn
+    );
+    let now = Utc::now();
+    push_as(
+        &vault,
+        "carol",
+        "short-exception.json",
+        approval_doc(
+            "carol",
+            now - Duration::hours(1),
+            now + Duration::days(6),
+            &["CVE-2026-2001"],
+        ),
+        None,
+    )
+    .unwrap();
+    let d = check_strict(&vault);
+    assert_eq!(
+        status(&d, "vulnerabilities:high"),
+        Outcome::Warn,
+        "{:#?}",
+        d.requirements
+    );
+    assert_eq!(d.decision, Outcome::Warn);
+}
