@@ -22,6 +22,32 @@ deny contains msg if {
 	msg := sprintf("no %s recorded", [kind])
 }
 
+deny contains msg if {
+	required[input.environment]
+	some t in input.tests
+	not t.readable
+	msg := sprintf("cannot tell whether the tests of %s passed: %s", [t.id, t.problem])
+}
+
+deny contains msg if {
+	required[input.environment]
+	failed := sum([n |
+		some t in input.tests
+		n := t.failed + t.errors
+	])
+	failed > 0
+	msg := sprintf("%d test case(s) failed", [failed])
+}
+
+deny contains "no test case ran" if {
+	required[input.environment]
+	count(input.tests) > 0
+	sum([n |
+		some t in input.tests
+		n := t.tests
+	]) == 0
+}
+
 open(severity) := [v |
 	some v in input.vulnerabilities
 	v.severity == severity

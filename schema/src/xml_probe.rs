@@ -65,7 +65,31 @@ pub enum XmlProbeError {
 /// input, the BOM included. Resource limits (see the module documentation) are reported as syntax
 /// errors too: a document needing more is not one detection should trust.
 pub fn probe_xml<R: BufRead>(reader: R) -> Result<XmlFacts, XmlProbeError> {
-    Probe::new(reader).run()
+    Probe::new(reader, &mut |_| {}).run()
+}
+
+/// An element boundary, as [`scan_xml`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XmlTag<'a> {
+    /// A start tag (`empty`: self-closing, no end follows) of an element `depth` deep (the root
+    /// is 0), with its local name.
+    Start {
+        name: &'a str,
+        depth: usize,
+        empty: bool,
+    },
+    /// The end tag of the element `depth` deep.
+    End { depth: usize },
+}
+
+/// [`probe_xml`], also telling `visit` every element's start and end, in document order, for
+/// extractors that need more than the root (a JUnit report's test cases). The same bounds
+/// hold: nothing but the element names passes to `visit`.
+pub fn scan_xml<R: BufRead>(
+    reader: R,
+    visit: &mut dyn FnMut(XmlTag<'_>),
+) -> Result<XmlFacts, XmlProbeError> {
+    Probe::new(reader, visit).run()
 }
 
 const MAX_ROOT_ATTRIBUTES: usize = 64;
@@ -98,11 +122,12 @@ enum Next {
     Markup,
 }
 
-struct Probe<R> {
+struct Probe<'v, R> {
     xml: NsReader<Source<R>>,
     /// Event buffer, reused (cleared) for every piece of markup.
     buf: Vec<u8>,
     doc: Document,
+    visit: &'v mut dyn FnMut(XmlTag<'_>),
 }
 
 /// What the scan has learnt so far, apart from the reader.
@@ -118,12 +143,13 @@ struct Document {
     open_bytes: usize,
 }
 
-impl<R: BufRead> Probe<R> {
-    fn new(reader: R) -> Self {
+impl<'v, R: BufRead> Probe<'v, R> {
+    fn new(reader: R, visit: &'v mut dyn FnMut(XmlTag<'_>)) -> Self {
         Probe {
             xml: NsReader::from_reader(Source::new(reader)),
             buf: Vec::new(),
             doc: Document::default(),
+            visit,
         }
     }
 
@@ -257,10 +283,24 @@ impl<R: BufRead> Probe<R> {
         };
         let len = usize::try_from(self.xml.get_ref().offset - start).unwrap_or(usize::MAX);
         let doc = &mut self.doc;
+        let visit = &mut self.visit;
         match event {
-            Event::Start(e) => doc.element(&e, false, self.xml.resolver(), start, len)?,
-            Event::Empty(e) => doc.element(&e, true, self.xml.resolver(), start, len)?,
-            Event::End(_) => doc.end_element(start)?,
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(event, Event::Empty(_));
+                let depth = doc.open.len();
+                doc.element(e, empty, self.xml.resolver(), start, len)?;
+                visit(XmlTag::Start {
+                    name: e.local_name().into_inner(),
+                    depth,
+                    empty,
+                });
+            }
+            Event::End(_) => {
+                doc.end_element(start)?;
+                visit(XmlTag::End {
+                    depth: doc.open.len(),
+                });
+            }
             Event::Decl(_) if doc.markup_seen => {
                 return Err(syntax(start, "XML declaration is only allowed at the start").into());
             }

@@ -684,6 +684,8 @@ pub struct CompletenessReportDoc {
 pub struct GateEvidenceDoc {
     id: String,
     format: String,
+    /// The digest of its content.
+    digest: String,
     /// Who pushed it.
     producer: String,
     ingested_at: String,
@@ -799,4 +801,23 @@ pub struct GateInputDoc {
     signatures: Vec<GateSignatureDoc>,
     approvals: Vec<GateApprovalDoc>,
     exceptions: Vec<GateApprovalDoc>,
+    /// What the version's test reports say.
+    tests: Vec<GateTestReportDoc>,
+}
+
+/// Mirror of `evault_core::gate::input::TestReport`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = GateTestReport)]
+pub struct GateTestReportDoc {
+    id: String,
+    /// Its results could be read (a JUnit XML report).
+    readable: bool,
+    /// Why not, when they could not.
+    problem: Option<String>,
+    /// Test cases, and those that failed, errored and were skipped.
+    tests: u64,
+    failed: u64,
+    errors: u64,
+    skipped: u64,
 }

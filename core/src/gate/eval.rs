@@ -6,7 +6,8 @@ use evault_schema::documents::{Outcome, RequirementResult};
 
 use super::input::{ApprovalFact, GateInput, Vulnerability};
 use super::policy::{
-    ApprovalRule, Level, ProvenanceRule, Resolved, SignatureRule, VexTrust, Vulnerabilities,
+    ApprovalRule, Level, ProvenanceRule, Resolved, SignatureRule, TestRule, VexTrust,
+    Vulnerabilities,
 };
 use crate::auth::scope_matches;
 
@@ -100,7 +101,82 @@ pub fn evaluate(policy: Option<&Resolved>, input: &GateInput) -> Vec<Requirement
     if let Some(a) = &policy.approvals {
         out.push(approvals(a, input));
     }
+    if let Some(t) = &policy.tests {
+        out.push(tests(t, input));
+    }
     out
+}
+
+fn tests(rule: &TestRule, input: &GateInput) -> RequirementResult {
+    let ids: Vec<String> = input.tests.iter().map(|t| t.id.clone()).collect();
+    if input.tests.is_empty() {
+        return result(
+            "tests",
+            Outcome::Fail,
+            format!(
+                "no test report recorded for {} {}",
+                input.blueprint, input.version
+            ),
+            Vec::new(),
+        );
+    }
+    let unreadable: Vec<String> = input
+        .tests
+        .iter()
+        .filter(|t| !t.readable)
+        .map(|t| {
+            format!(
+                "{}: {}",
+                short(&t.id),
+                t.problem.as_deref().unwrap_or("unreadable")
+            )
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        return result(
+            "tests",
+            Outcome::Fail,
+            format!(
+                "cannot tell whether the tests passed: {}",
+                unreadable.join("; ")
+            ),
+            ids,
+        );
+    }
+    let sum = |f: fn(&super::input::TestReport) -> u64| input.tests.iter().map(f).sum::<u64>();
+    let (total, failed, errors, skipped) = (
+        sum(|t| t.tests),
+        sum(|t| t.failed),
+        sum(|t| t.errors),
+        sum(|t| t.skipped),
+    );
+    let counts = format!(
+        "{total} test case(s) in {} report(s): {failed} failed, {errors} errored, {skipped} skipped",
+        input.tests.len()
+    );
+    if failed + errors > rule.max_failed {
+        let failing: Vec<String> = input
+            .tests
+            .iter()
+            .filter(|t| t.failed + t.errors > 0)
+            .map(|t| t.id.clone())
+            .collect();
+        return result(
+            "tests",
+            Outcome::Fail,
+            format!("{counts} (at most {} allowed to fail)", rule.max_failed),
+            failing,
+        );
+    }
+    if total < rule.min_tests {
+        return result(
+            "tests",
+            Outcome::Fail,
+            format!("{counts}: at least {} must run", rule.min_tests),
+            ids,
+        );
+    }
+    result("tests", Outcome::Pass, counts, ids)
 }
 
 /// The worst status among `results` (`fail` when there are none: nothing was shown to pass).
@@ -565,6 +641,7 @@ mod tests {
             signatures: Vec::new(),
             approvals: Vec::new(),
             exceptions: Vec::new(),
+            tests: Vec::new(),
         }
     }
 

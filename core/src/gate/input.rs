@@ -56,6 +56,23 @@ pub struct GateInput {
     pub approvals: Vec<ApprovalFact>,
     /// Exceptions (approvals naming vulnerabilities) of the version for this environment.
     pub exceptions: Vec<ApprovalFact>,
+    /// What the version's test reports say.
+    pub tests: Vec<TestReport>,
+}
+
+/// The results of one test report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TestReport {
+    pub id: String,
+    /// Its results could be read (a JUnit XML report).
+    pub readable: bool,
+    /// Why not, when they could not.
+    pub problem: Option<String>,
+    /// Test cases, and those that failed, errored and were skipped.
+    pub tests: u64,
+    pub failed: u64,
+    pub errors: u64,
+    pub skipped: u64,
 }
 
 /// One record of the version.
@@ -63,6 +80,8 @@ pub struct GateInput {
 pub struct Item {
     pub id: String,
     pub format: String,
+    /// The digest of its content.
+    pub digest: String,
     /// Who pushed it.
     pub producer: String,
     pub ingested_at: String,
@@ -246,6 +265,7 @@ pub(crate) fn build(
             .push(Item {
                 id: e.id.clone(),
                 format: e.format.as_str().to_string(),
+                digest: e.digest.clone(),
                 producer: e.producer.clone(),
                 ingested_at: e.ingested_at.clone(),
                 verification: verification.clone(),
@@ -311,6 +331,7 @@ pub(crate) fn build(
         signatures,
         approvals,
         exceptions,
+        tests: Vec::new(),
     })
 }
 

@@ -25,6 +25,7 @@ use evault_schema::documents::{
     APPROVAL_TYPE, Approval, BlueprintRef, Decision, Outcome, POLICY_RESULT_TYPE, PolicyRef,
     PolicyResult, RequirementResult,
 };
+use evault_schema::extract::junit;
 use evault_schema::{Kind, validate};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -398,7 +399,49 @@ impl Vault {
         if let Some(sha) = &req.git_sha {
             input.git_sha = validate::git_sha(sha).map_err(|e| bad("git_sha", e))?;
         }
+        input.tests = self.test_reports(&input)?;
         Ok(input)
+    }
+
+    /// What the test reports among the input's evidence say, read from their blobs (streamed).
+    fn test_reports(&self, input: &GateInput) -> Result<Vec<input::TestReport>> {
+        let mut out = Vec::new();
+        for item in input
+            .evidence
+            .get(Kind::TestReport.as_str())
+            .into_iter()
+            .flatten()
+        {
+            let mut report = input::TestReport {
+                id: item.id.clone(),
+                ..input::TestReport::default()
+            };
+            if item.format != evault_schema::Format::JunitXml.as_str() {
+                report.problem = Some(format!(
+                    "a {} test report carries no test results evault reads (JUnit XML does)",
+                    item.format
+                ));
+                out.push(report);
+                continue;
+            }
+            let digest = item
+                .digest
+                .parse()
+                .map_err(|e| Error::Internal(format!("record {}: {e}", item.id)))?;
+            let (_, blob) = self.open_blob(&digest)?;
+            match junit::test_counts(std::io::BufReader::with_capacity(64 << 10, blob)) {
+                Ok(c) => {
+                    report.readable = true;
+                    report.tests = c.tests;
+                    report.failed = c.failed;
+                    report.errors = c.errors;
+                    report.skipped = c.skipped;
+                }
+                Err(e) => report.problem = Some(e.to_string()),
+            }
+            out.push(report);
+        }
+        Ok(out)
     }
 
     /// Checks the gate for `req` on behalf of `actor` (who may act on `scopes`) and records the

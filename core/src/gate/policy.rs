@@ -26,14 +26,19 @@ pub const MAX_POLICY_BYTES: usize = 1 << 20;
 /// Most entries in one list of a policy (kinds, roles, builders, repositories, signers).
 const MAX_LIST: usize = 1000;
 
-/// The built-in policy: the common CI/CD gates (tests, SBOM, scan with no critical and at most
-/// three high vulnerabilities, rollback plan; production also needs a human approval).
+/// The built-in policy: the common CI/CD gates (tests reported and passing, SBOM, scan with no
+/// critical and at most three high vulnerabilities, rollback plan; production also needs a human
+/// approval).
 pub const BUILT_IN: &str = r#"# evault's built-in gate policy: what a version needs before it goes to staging or production.
 # Copy it, change it, and store yours with `evault gate policy set FILE`.
 
 [[gate]]
 environment = "staging"
 require = ["test-report", "sbom", "vuln-scan", "rollback-plan"]
+
+[gate.tests]
+# Every test case in the version's JUnit reports passed (or was skipped), and some ran.
+max_failed = 0
 
 [gate.vulnerabilities]
 # Counted after VEX: findings a VEX statement marks not_affected or fixed do not count.
@@ -43,6 +48,9 @@ high = { max = 3, above = "warn" }
 [[gate]]
 environment = "production"
 require = ["test-report", "sbom", "vuln-scan", "rollback-plan", "approval"]
+
+[gate.tests]
+max_failed = 0
 
 [gate.vulnerabilities]
 critical = { max = 0, above = "fail" }
@@ -85,6 +93,8 @@ pub struct Gate {
     pub signatures: Option<SignatureRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<ApprovalRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<TestRule>,
 }
 
 fn any() -> String {
@@ -230,6 +240,23 @@ pub struct ApprovalRule {
     pub separation_of_duties: bool,
 }
 
+/// What the version's test reports must show, summed over all of them: at least `min_tests`
+/// test cases, at most `max_failed` failed or errored ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestRule {
+    /// Failed or errored test cases allowed; default 0 (tests pass 100%).
+    #[serde(default)]
+    pub max_failed: u64,
+    /// Test cases that must have run; default 1 (a report of no tests proves nothing).
+    #[serde(default = "one_test")]
+    pub min_tests: u64,
+}
+
+fn one_test() -> u64 {
+    1
+}
+
 /// The policy for one blueprint and environment, after every matching entry was applied.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resolved {
@@ -240,6 +267,7 @@ pub struct Resolved {
     pub provenance: Option<ProvenanceRule>,
     pub signatures: Option<SignatureRule>,
     pub approvals: Option<ApprovalRule>,
+    pub tests: Option<TestRule>,
 }
 
 /// A policy that cannot be read or is not valid, on one line:
@@ -389,6 +417,9 @@ impl GatePolicy {
             }
             if let Some(a) = &g.approvals {
                 out.approvals = Some(a.clone());
+            }
+            if let Some(t) = &g.tests {
+                out.tests = Some(t.clone());
             }
         }
         Some(out)

@@ -673,6 +673,13 @@ fn a_rego_policy_equal_to_the_built_in_one_decides_the_same() {
     compare(&clean, "clean, unapproved");
     approve(&clean, "alice", "approver", Decision::Approve).unwrap();
     compare(&clean, "clean, approved");
+    push_as(&clean, "ci", "junit-rerun.xml", junit(2, 1), None).unwrap();
+    compare(&clean, "a failing test");
+    let (_d3, idle) = self::vault();
+    full_evidence(&idle, 0, 0);
+    approve(&idle, "alice", "approver", Decision::Approve).unwrap();
+    push_as(&idle, "ci", "junit-none.xml", junit(0, 0), None).unwrap();
+    compare(&idle, "an extra report of no tests");
     // The scenarios cover every outcome, so agreement means something.
     for outcome in [Outcome::Pass, Outcome::Warn, Outcome::Fail] {
         assert!(decisions.iter().any(|d| d.2 == outcome), "{decisions:?}");
@@ -1112,4 +1119,75 @@ fn a_policy_may_believe_only_signed_vex_and_cap_how_long_exceptions_run() {
         d.requirements
     );
     assert_eq!(d.decision, Outcome::Warn);
+}
+
+/// A JUnit report of `passed` passing and `failed` failing test cases.
+fn junit(passed: usize, failed: usize) -> Vec<u8> {
+    let mut xml = String::from("<testsuites><testsuite name=\"api\">");
+    for i in 0..passed {
+        xml.push_str(&format!("<testcase name=\"ok {i}\"/>"));
+    }
+    for i in 0..failed {
+        xml.push_str(&format!(
+            "<testcase name=\"broken {i}\"><failure message=\"expected 200, got 500\"/></testcase>"
+        ));
+    }
+    xml.push_str("</testsuite></testsuites>");
+    xml.into_bytes()
+}
+
+#[test]
+fn tests_must_pass_and_their_results_must_be_readable() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 0);
+    let d = check(&vault, "staging", None);
+    assert_eq!(status(&d, "tests"), Outcome::Pass, "{:#?}", d.requirements);
+    assert!(message(&d, "tests").starts_with("1 test case(s) in 1 report(s): 0 failed"));
+
+    let red = push_as(&vault, "ci", "junit-red.xml", junit(5, 2), None).unwrap();
+    let d = check(&vault, "staging", None);
+    assert_eq!(d.decision, Outcome::Fail);
+    let tests = d.requirements.iter().find(|r| r.name == "tests").unwrap();
+    assert_eq!(tests.status, Outcome::Fail);
+    assert!(
+        tests
+            .message
+            .contains("8 test case(s) in 2 report(s): 2 failed"),
+        "{}",
+        tests.message
+    );
+    assert_eq!(tests.records, vec![red.id.clone()]);
+
+    // A policy may tolerate some failures (flaky suites), or demand more tests.
+    let lenient =
+        "[[gate]]\nenvironment = \"staging\"\n[gate.tests]\nmax_failed = 2\nmin_tests = 8\n";
+    assert_eq!(
+        status(&check(&vault, "staging", Some(lenient)), "tests"),
+        Outcome::Pass
+    );
+    let demanding =
+        "[[gate]]\nenvironment = \"staging\"\n[gate.tests]\nmax_failed = 2\nmin_tests = 50\n";
+    assert!(
+        message(&check(&vault, "staging", Some(demanding)), "tests")
+            .contains("at least 50 must run")
+    );
+
+    // A test report whose results evault cannot read fails closed.
+    let sarif = json!({"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{"tool": {"driver": {"name": "pytest-sarif"}}, "results": []}]});
+    push_as(
+        &vault,
+        "ci",
+        "tests.sarif",
+        serde_json::to_vec(&sarif).unwrap(),
+        Some(Kind::TestReport),
+    )
+    .unwrap();
+    let d = check(&vault, "staging", Some(lenient));
+    assert_eq!(status(&d, "tests"), Outcome::Fail);
+    assert!(
+        message(&d, "tests").contains("a sarif test report carries no test results evault reads"),
+        "{}",
+        message(&d, "tests")
+    );
 }

@@ -12,6 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub mod apply;
+pub mod junit;
 pub mod provenance;
 pub mod sbom;
 pub mod scan;
