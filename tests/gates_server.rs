@@ -122,17 +122,6 @@ fn approval(decision: &str) -> Value {
            "ticket": "CHG-1234"})
 }
 
-/// The value of a series in the `/metrics` text.
-#[track_caller]
-fn metric(server: &Server, series: &str) -> u64 {
-    let text = server.get("/metrics", None).expect(200).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{series} ")))
-        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 /// The pipeline's check fails for want of an approval; the approver's approval is recorded as
 /// theirs, whatever the body would like; the next check passes; and every decision is a
 /// `policy-result` record an auditor can read.
@@ -204,11 +193,11 @@ fn a_pipeline_checks_an_approver_approves_and_the_gate_passes() {
         assert_eq!(view["summary"]["decision"], decision, "{view:#}");
     }
     assert_eq!(
-        metric(&server, "evault_gate_decisions_total{decision=\"fail\"}"),
+        server.metric("evault_gate_decisions_total{decision=\"fail\"}"),
         1
     );
     assert_eq!(
-        metric(&server, "evault_gate_decisions_total{decision=\"pass\"}"),
+        server.metric("evault_gate_decisions_total{decision=\"pass\"}"),
         1
     );
 
@@ -405,7 +394,7 @@ fn an_exception_by_an_approver_turns_a_production_failure_into_a_warning() {
         "{high:#}"
     );
     assert_eq!(
-        metric(&server, "evault_gate_decisions_total{decision=\"warn\"}"),
+        server.metric("evault_gate_decisions_total{decision=\"warn\"}"),
         1
     );
 }

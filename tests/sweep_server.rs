@@ -83,17 +83,6 @@ fn plant_orphan(vault: &Vault, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// The value of an unlabelled counter in the `/metrics` text.
-#[track_caller]
-fn counter(server: &Server, name: &str) -> u64 {
-    let text = server.get("/metrics", None).expect(200).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 /// Admins delete with a reason, early only with an override under governance, never through a
 /// hold, never early under compliance; everyone else is refused; the body cannot name the
 /// actor; and what was deleted is gone from the records and listed as a tombstone.
@@ -334,7 +323,7 @@ fn an_admin_sweeps_over_http_and_a_dry_run_changes_nothing() {
     assert_eq!(plan["orphan_files"], json!([orphan_digest]), "{plan:#}");
     assert!(plan["bytes_freed"].as_u64().unwrap() > 0, "{plan:#}");
     assert!(orphan.exists(), "a dry run changes nothing");
-    assert_eq!(counter(&server, "evault_retention_sweeps_total"), 0);
+    assert_eq!(server.metric("evault_retention_sweeps_total"), 0);
 
     let done = sweep(&admin, json!({"dry_run": false})).expect(200).json();
     assert_eq!(done["dry_run"], false, "{done:#}");
@@ -353,9 +342,9 @@ fn an_admin_sweeps_over_http_and_a_dry_run_changes_nothing() {
     server
         .get(&format!("/v1/records/{id}"), Some(&admin))
         .expect(200);
-    assert_eq!(counter(&server, "evault_retention_sweeps_total"), 2);
-    assert_eq!(counter(&server, "evault_retention_sweep_failures_total"), 0);
-    assert_eq!(counter(&server, "evault_retention_swept_records_total"), 0);
+    assert_eq!(server.metric("evault_retention_sweeps_total"), 2);
+    assert_eq!(server.metric("evault_retention_sweep_failures_total"), 0);
+    assert_eq!(server.metric("evault_retention_swept_records_total"), 0);
     assert!(
         server.logs().contains("retention sweep"),
         "{}",
@@ -402,8 +391,8 @@ fn the_background_sweeper_removes_what_no_record_accounts_for() {
         assert!(Instant::now() < deadline, "{}", server.logs());
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(counter(&server, "evault_retention_sweeps_total") >= 1);
-    assert_eq!(counter(&server, "evault_retention_sweep_failures_total"), 0);
+    assert!(server.metric("evault_retention_sweeps_total") >= 1);
+    assert_eq!(server.metric("evault_retention_sweep_failures_total"), 0);
 
     let mut server = server;
     server.terminate();

@@ -314,6 +314,17 @@ impl Server {
         send_with(&self.agent, &self.url(&req.path), req)
     }
 
+    /// The value of a series (`name` or `name{labels}`) in the `/metrics` text.
+    #[track_caller]
+    pub fn metric(&self, series: &str) -> u64 {
+        let text = self.get("/metrics", None).expect(200).text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
+            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
     /// `GET path` with an optional bearer token.
     #[track_caller]
     pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
