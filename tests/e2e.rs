@@ -2131,6 +2131,10 @@ fn the_demo_runs_end_to_end() {
         out.contains("1 of 1 deploys to staging lack evidence or a passing gate"),
         "the missing-evidence alert: {out}"
     );
+    assert!(
+        out.contains("  gate      never checked for staging"),
+        "the trace says the staging deploy never met a gate: {out}"
+    );
     assert_no_panic(&run.stderr);
     assert!(!run.stderr.contains("error:"), "{}", run.stderr);
 }

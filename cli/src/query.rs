@@ -556,12 +556,32 @@ fn deploy_text(t: &DeployTrace) -> String {
         d.producer,
         d.ingested_at
     ));
+    if let Some(g) = &t.gate {
+        out.push_str(&gate_line(g, &d.environment));
+    }
     evidence_text(&mut out, &t.evidence);
     list(&mut out, "rollbacks", &t.rollbacks, change_line);
     list(&mut out, "other deploys", &t.other_deploys, change_line);
     list(&mut out, "live", &t.live, live_line);
     gaps_text(&mut out, &t.gaps);
     out
+}
+
+/// The release gate's history of a deployed version, on one line.
+fn gate_line(g: &evault_core::gate::GateHistory, environment: &str) -> String {
+    let short = |id: &str| id[..id.len().min(12)].to_string();
+    let what = match (g.state.as_str(), &g.record) {
+        ("passed", Some(id)) => format!("passed before the deploy [{}]", short(id)),
+        ("passed-after-deploy", Some(id)) => {
+            format!("passed only after the deploy [{}]", short(id))
+        }
+        _ => match (&g.last_failure, g.decisions) {
+            (Some(id), _) => format!("never passed (last decision failed [{}])", short(id)),
+            (None, 0) => format!("never checked for {environment}"),
+            (None, _) => "never passed".to_string(),
+        },
+    };
+    format!("  gate      {what}\n")
 }
 
 fn commit_text(t: &CommitTrace) -> String {

@@ -314,12 +314,70 @@ pub struct CompletenessReport {
     pub incomplete: Vec<IncompleteDeploy>,
 }
 
-/// A stored decision about a version, as completeness reads it.
-struct PastDecision {
-    id: String,
-    decision: String,
-    source: String,
-    time: Option<DateTime<Utc>>,
+/// A stored decision about a version in an environment.
+pub(crate) struct PastDecision {
+    pub id: String,
+    pub decision: String,
+    pub source: String,
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl PastDecision {
+    /// From a `policy-result` document (its summary or the whole document).
+    pub(crate) fn from_doc(id: String, doc: &Value) -> PastDecision {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        PastDecision {
+            id,
+            decision: text(&doc["decision"]),
+            source: text(&doc["policy"]["source"]),
+            time: doc["time"].as_str().and_then(time_of),
+        }
+    }
+}
+
+/// What the release gate said about a deploy, judged from the stored decisions about its
+/// version in its environment. Decisions under a policy the caller brought (`source` `file`)
+/// never count as passing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateHistory {
+    /// `passed` (a pass or warn at or before the deploy), `passed-after-deploy`, or
+    /// `never-passed`.
+    pub state: String,
+    /// The passing decision, when there is one (the first one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// The newest decision before the deploy, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// Decisions about the version in the environment, any time.
+    pub decisions: usize,
+}
+
+/// Judges `decisions` (oldest first) for a deploy at `at`.
+pub(crate) fn gate_history(decisions: &[PastDecision], at: Option<DateTime<Utc>>) -> GateHistory {
+    let passing =
+        |d: &&PastDecision| matches!(d.decision.as_str(), "pass" | "warn") && d.source != "file";
+    let before = |d: &&PastDecision| match (d.time, at) {
+        (Some(t), Some(at)) => t <= at,
+        _ => false,
+    };
+    let passed_before = decisions.iter().filter(passing).find(before);
+    let passed_after = decisions.iter().filter(passing).find(|d| !before(d));
+    let (state, record) = match (passed_before, passed_after) {
+        (Some(d), _) => ("passed", Some(d.id.clone())),
+        (None, Some(d)) => ("passed-after-deploy", Some(d.id.clone())),
+        (None, None) => ("never-passed", None),
+    };
+    GateHistory {
+        state: state.into(),
+        record,
+        last_failure: decisions
+            .iter()
+            .rfind(before)
+            .filter(|d| d.decision == "fail")
+            .map(|d| d.id.clone()),
+        decisions: decisions.len(),
+    }
 }
 
 fn time_of(s: &str) -> Option<DateTime<Utc>> {
@@ -770,22 +828,8 @@ impl Vault {
                     &change.version,
                     &change.environment,
                 )?;
-                let passing = |d: &&PastDecision| {
-                    matches!(d.decision.as_str(), "pass" | "warn") && d.source != "file"
-                };
-                let before = |d: &&PastDecision| match (d.time, at) {
-                    (Some(t), Some(at)) => t <= at,
-                    _ => false,
-                };
-                let passed_before = past.iter().filter(passing).find(before);
-                let passed_after = past.iter().filter(passing).find(|d| !before(d));
-                let last_before = past.iter().rfind(before);
-                let (gate, gate_record) = match (passed_before, passed_after) {
-                    (Some(d), _) => ("passed", Some(d.id.clone())),
-                    (None, Some(d)) => ("passed-after-deploy", Some(d.id.clone())),
-                    (None, None) => ("never-passed", None),
-                };
-                if gate == "passed" && missing.is_empty() && !uncovered {
+                let history = gate_history(&past, at);
+                if history.state == "passed" && missing.is_empty() && !uncovered {
                     continue;
                 }
                 out.push(IncompleteDeploy {
@@ -798,11 +842,9 @@ impl Vault {
                     artifact: change.artifact.clone(),
                     missing,
                     uncovered,
-                    gate: gate.into(),
-                    gate_record,
-                    last_decision: last_before
-                        .filter(|d| d.decision == "fail")
-                        .map(|d| d.id.clone()),
+                    gate: history.state,
+                    gate_record: history.record,
+                    last_decision: history.last_failure,
                 });
             }
             Ok((deploys, out))
@@ -884,13 +926,7 @@ fn past_decisions(
         let doc: Value = native
             .and_then(|n| serde_json::from_str(&n).ok())
             .unwrap_or(Value::Null);
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        out.push(PastDecision {
-            id,
-            decision: text(&doc["decision"]),
-            source: text(&doc["policy"]["source"]),
-            time: doc["time"].as_str().and_then(time_of),
-        });
+        out.push(PastDecision::from_doc(id, &doc));
     }
     Ok(out)
 }

@@ -1183,3 +1183,50 @@ fn tests_must_pass_and_their_results_must_be_readable() {
         message(&d, "tests")
     );
 }
+
+#[test]
+fn trace_deploy_tells_whether_the_gate_passed_before_the_deploy() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 0);
+    let ctx = crate::query::QueryContext::default();
+    let deploy_at = |time: &str| {
+        let mut doc = crate::testing::deploy(V, "staging", time);
+        doc["time"] = json!(time);
+        push(&vault, &format!("deploy-{time}.json"), &doc)
+    };
+    let early = deploy_at("2026-01-01T00:00:00Z");
+    let gate = |id: &str| vault.trace_deploy(id, &ctx).unwrap().gate.unwrap();
+    let g = gate(&early.id);
+    assert_eq!((g.state.as_str(), g.decisions), ("never-passed", 0));
+
+    // A failing check (a policy the vault stores, so it counts), then a passing one.
+    vault
+        .set_gate_policy(
+            "[[gate]]\nenvironment = \"staging\"\nrequire = [\"provenance\"]\n",
+            "admin",
+        )
+        .unwrap();
+    let failed = check(&vault, "staging", None);
+    assert_eq!(failed.decision, Outcome::Fail);
+    vault.set_gate_policy(BUILT_IN, "admin").unwrap();
+    let passed = check(&vault, "staging", None);
+    assert_eq!(passed.decision, Outcome::Pass);
+    let late = deploy_at(&format_time(Utc::now() + Duration::minutes(1)));
+
+    let g = gate(&early.id);
+    assert_eq!(g.state, "passed-after-deploy");
+    assert_eq!(g.record, passed.record);
+    let g = gate(&late.id);
+    assert_eq!(g.state, "passed");
+    assert_eq!(g.record, passed.record);
+    assert_eq!(g.decisions, 2);
+    // A decision under a policy the caller brought does not count.
+    let (_d2, other) = self::vault();
+    full_evidence(&other, 0, 0);
+    check(&other, "staging", Some("[[gate]]\nenvironment = \"*\"\n"));
+    let mut doc = crate::testing::deploy(V, "staging", "2030-01-01T00:00:00Z");
+    doc["time"] = json!("2030-01-01T00:00:00Z");
+    let d = push(&other, "deploy.json", &doc);
+    let g = other.trace_deploy(&d.id, &ctx).unwrap().gate.unwrap();
+    assert_eq!((g.state.as_str(), g.decisions), ("never-passed", 1));
+}

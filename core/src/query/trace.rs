@@ -324,6 +324,10 @@ pub struct DeployTrace {
     pub live: Vec<Live>,
     /// Every missing or failing link, one sentence each; empty when the chain is complete.
     pub gaps: Vec<String>,
+    /// What the release gate said about this version in this environment before the deploy
+    /// (deploys only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::gate::GateHistory>,
 }
 
 /// `evault trace commit`: one blueprint version built from the commit.
@@ -388,6 +392,18 @@ impl Vault {
                 .collect();
             let repo = repo_of(&reader, bp, version, &evidence)?;
             let (git_sha, gaps) = change_gaps(&reader, &deploy, &evidence)?;
+            let gate = (deploy.kind == Kind::Deploy).then(|| {
+                let decisions: Vec<crate::gate::PastDecision> = evidence
+                    .gates
+                    .iter()
+                    .filter(|g| {
+                        field(g, "environment")
+                            .is_some_and(|e| e.eq_ignore_ascii_case(&deploy.environment))
+                    })
+                    .map(|g| crate::gate::PastDecision::from_doc(g.id.clone(), &g.summary))
+                    .collect();
+                crate::gate::gate_history(&decisions, time_of(&deploy.time))
+            });
             Ok(DeployTrace {
                 as_of: ctx.as_of.map(format_time),
                 blueprint: Blueprint {
@@ -401,6 +417,7 @@ impl Vault {
                 other_deploys,
                 live,
                 gaps,
+                gate,
                 deploy,
             })
         })
