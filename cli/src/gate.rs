@@ -551,7 +551,7 @@ fn completeness_text(r: &CompletenessReport) -> String {
         .map(|s| format!(" since {s}"))
         .unwrap_or_default();
     let policy = format!(
-        "(required evidence per the {} {} policy {})",
+        "(required evidence per the policy in force at each deploy; now the {} {} policy {})",
         r.policy.source,
         r.policy.engine,
         short_digest(&r.policy.digest)

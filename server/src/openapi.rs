@@ -651,6 +651,9 @@ pub struct IncompleteDeployDoc {
     artifact: Option<String>,
     /// Evidence kinds the policy requires that the version lacks.
     missing: Vec<String>,
+    /// The policy the deploy is judged by: the vault's (or the built-in one) as it was at the
+    /// deploy's time.
+    policy: PolicyRefDoc,
     /// Present (true) when no entry of the vault's policy covers this blueprint in this
     /// environment.
     uncovered: Option<bool>,

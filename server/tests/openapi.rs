@@ -471,6 +471,7 @@ fn gate_schemas_have_the_keys_of_real_values(doc: &Value, vault: &Vault) {
         actor: "ci".into(),
         artifact: Some(format!("sha256:{}", "e".repeat(64))),
         missing: vec![],
+        policy: report.policy.clone(),
         uncovered: true,
         gate: "passed-after-deploy".into(),
         gate_record: Some("g".into()),

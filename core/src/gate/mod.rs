@@ -288,6 +288,9 @@ pub struct IncompleteDeploy {
     pub artifact: Option<String>,
     /// Evidence kinds the policy requires that the version lacks.
     pub missing: Vec<String>,
+    /// The policy the deploy is judged by: the vault's (or the built-in one) as it was at the
+    /// deploy's time.
+    pub policy: PolicyRef,
     /// No entry of the vault's policy covers this blueprint in this environment (so no gate
     /// could pass).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -307,7 +310,8 @@ pub struct IncompleteDeploy {
 pub struct CompletenessReport {
     pub environment: String,
     pub since: Option<String>,
-    /// The policy the required evidence was taken from (the vault's).
+    /// The vault's policy now; each deploy is judged by the one in force at its time (its
+    /// `policy`).
     pub policy: PolicyRef,
     /// Deploys examined.
     pub deploys: u64,
@@ -794,6 +798,23 @@ impl Vault {
         };
         let since_text = since.map(format_time);
         let incomplete = on_snapshot(self.index.as_ref(), |conn| {
+            let policies = policy_history(conn)?;
+            let built_in = Loaded {
+                source: "built-in",
+                text: BUILT_IN.into(),
+                compiled: compile(BUILT_IN)?,
+            };
+            // The policy in force at `at`: the last one set by then, else the built-in one.
+            let in_force = |at: Option<DateTime<Utc>>| -> &Loaded {
+                let Some(at) = at else {
+                    return policies.last().map_or(&built_in, |(_, l)| l);
+                };
+                policies
+                    .iter()
+                    .rev()
+                    .find(|(set_at, _)| *set_at <= at)
+                    .map_or(&built_in, |(_, l)| l)
+            };
             let reader = Reader::new(conn, &ctx);
             let changes = reader.changes_where(
                 "r.kind = 'deploy' AND r.environment = ?1 COLLATE NOCASE",
@@ -812,7 +833,8 @@ impl Vault {
                     continue;
                 }
                 deploys += 1;
-                let (missing, uncovered) = match &loaded.compiled {
+                let policy = in_force(at);
+                let (missing, uncovered) = match &policy.compiled {
                     Compiled::Toml(p) => match p.resolve(&change.blueprint, &change.environment) {
                         Some(r) => (
                             missing_kinds(conn, &change.blueprint, &change.version, &r.require)?,
@@ -842,6 +864,7 @@ impl Vault {
                     artifact: change.artifact.clone(),
                     missing,
                     uncovered,
+                    policy: policy.reference(),
                     gate: history.state,
                     gate_record: history.record,
                     last_decision: history.last_failure,
@@ -883,6 +906,38 @@ fn check_values(req: &CheckRequest) -> Result<(String, String, String, Option<St
         .transpose()
         .map_err(|e| bad("artifact", e))?;
     Ok((blueprint, version, environment, artifact))
+}
+
+/// Every gate policy the vault has stored, oldest first, with when it was set: read from the
+/// tamper-evident log (subject `gate-policy/current`), not from a table that could be edited
+/// without trace.
+fn policy_history(conn: &Connection) -> Result<Vec<(DateTime<Utc>, Loaded)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT entry FROM log_entries WHERE subject = ?1 ORDER BY idx")?;
+    let rows = stmt.query_map(params![GATE_POLICY.subject("current")], |r| {
+        r.get::<_, String>(0)
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let entry: Value = serde_json::from_str(&row?)
+            .map_err(|e| Error::Internal(format!("a gate policy log entry is not JSON: {e}")))?;
+        let state = &entry["state"];
+        let (Some(text), Some(at)) = (
+            state["policy"].as_str(),
+            state["set_at"].as_str().and_then(time_of),
+        ) else {
+            continue;
+        };
+        out.push((
+            at,
+            Loaded {
+                source: "vault",
+                text: text.to_string(),
+                compiled: compile(text)?,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 /// The kinds in `require` the version has no record of.

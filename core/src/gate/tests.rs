@@ -1230,3 +1230,45 @@ fn trace_deploy_tells_whether_the_gate_passed_before_the_deploy() {
     let g = other.trace_deploy(&d.id, &ctx).unwrap().gate.unwrap();
     assert_eq!((g.state.as_str(), g.decisions), ("never-passed", 1));
 }
+
+#[test]
+fn audit_completeness_judges_each_deploy_by_the_policy_in_force_then() {
+    let (_d, vault) = vault();
+    full_evidence(&vault, 0, 0);
+    let deploy_at = |time: &str| {
+        let mut doc = crate::testing::deploy(V, "staging", time);
+        doc["time"] = json!(time);
+        push(&vault, &format!("deploy-{time}.json"), &doc)
+    };
+    // Before any policy was stored: the built-in one judged, which this version meets.
+    let old = deploy_at("2020-01-01T00:00:00Z");
+    // A policy that wants provenance, in force for the next deploy.
+    let strict = "[[gate]]\nenvironment = \"staging\"\nrequire = [\"provenance\"]\n";
+    let strict_view = vault.set_gate_policy(strict, "admin").unwrap();
+    let during = deploy_at(&format_time(Utc::now() + Duration::seconds(1)));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Relaxed again for the last one.
+    let relaxed = vault.set_gate_policy(BUILT_IN, "admin").unwrap();
+    let after = deploy_at(&format_time(Utc::now() + Duration::seconds(1)));
+
+    let report = vault.audit_completeness("staging", None, &[]).unwrap();
+    assert_eq!(report.policy.digest, relaxed.digest);
+    let by_deploy = |id: &str| {
+        report
+            .incomplete
+            .iter()
+            .find(|d| d.deploy == id)
+            .unwrap_or_else(|| panic!("{id} not listed: {report:#?}"))
+    };
+    assert_eq!(by_deploy(&old.id).policy.source, "built-in");
+    assert!(by_deploy(&old.id).missing.is_empty());
+    let d = by_deploy(&during.id);
+    assert_eq!(d.policy.digest, strict_view.digest);
+    assert_eq!(d.missing, vec!["provenance"]);
+    let d = by_deploy(&after.id);
+    assert_eq!(
+        (d.policy.source.as_str(), d.policy.digest.as_str()),
+        ("vault", relaxed.digest.as_str())
+    );
+    assert!(d.missing.is_empty());
+}
