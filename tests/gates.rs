@@ -85,20 +85,19 @@ fn evidence(v: &Vault, critical: usize, high: usize) {
     );
 }
 
-/// `--blueprint checkout-api --version 1.4.2 --env ENV`.
-fn target(env: &str) -> Vec<String> {
-    ["--blueprint", BLUEPRINT, "--version", VERSION, "--env", env]
+/// `COMMAND... --blueprint checkout-api --version 1.4.2 --env ENV REST...`.
+fn on_target(command: &[&str], env: &str, rest: &[&str]) -> Vec<String> {
+    command
         .iter()
+        .chain(&["--blueprint", BLUEPRINT, "--version", VERSION, "--env", env])
+        .chain(rest)
         .map(|s| s.to_string())
         .collect()
 }
 
 /// `evault gate check` of checkout-api 1.4.2 for `env`, with `extra` flags.
 fn check(v: &Vault, env: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["gate".to_string(), "check".to_string()];
-    args.extend(target(env));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    v.run(args)
+    v.run(on_target(&["gate", "check"], env, extra))
 }
 
 /// The stdout line of requirement `name`.
@@ -115,18 +114,18 @@ fn line(run: &Run, name: &str) -> String {
 }
 
 /// Runs `evault --data-dir <vault> --actor ACTOR ARGS...` (the vault's own actor aside).
-fn run_as(v: &Vault, actor: &str, args: &[&str]) -> Run {
+fn run_as<S: AsRef<str>>(v: &Vault, actor: &str, args: &[S]) -> Run {
     let mut all = vec!["--actor", actor];
-    all.extend_from_slice(args);
+    all.extend(args.iter().map(AsRef::as_ref));
     run_raw(v, &all)
 }
 
 /// Runs `evault --data-dir <vault> ARGS...` with no `--actor` added.
-fn run_raw(v: &Vault, args: &[&str]) -> Run {
+fn run_raw<S: AsRef<str>>(v: &Vault, args: &[S]) -> Run {
     let out = Command::new(EVAULT)
         .arg("--data-dir")
         .arg(v.data_dir())
-        .args(args)
+        .args(args.iter().map(AsRef::as_ref))
         .current_dir(v.root())
         .env_remove("EVAULT_DATA_DIR")
         .env_remove("EVAULT_SERVER")
@@ -134,7 +133,7 @@ fn run_raw(v: &Vault, args: &[&str]) -> Run {
         .output()
         .expect("cannot start evault");
     Run {
-        args: args.iter().map(|s| s.to_string()).collect(),
+        args: args.iter().map(|s| s.as_ref().to_string()).collect(),
         code: out.status.code().unwrap_or(-1),
         stdout: out.stdout,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -146,23 +145,20 @@ fn approve(v: &Vault, actor: &str) -> Run {
     run_as(
         v,
         actor,
-        &[
-            "approve",
-            "--blueprint",
-            BLUEPRINT,
-            "--version",
-            VERSION,
-            "--env",
+        &on_target(
+            &["approve"],
             "production",
-            "--decision",
-            "approve",
-            "--reason",
-            "change reviewed in CHG-1234",
-            "--ticket",
-            "CHG-1234",
-            "--expires",
-            "7d",
-        ],
+            &[
+                "--decision",
+                "approve",
+                "--reason",
+                "change reviewed in CHG-1234",
+                "--ticket",
+                "CHG-1234",
+                "--expires",
+                "7d",
+            ],
+        ),
     )
 }
 
@@ -191,11 +187,7 @@ fn complete_staging_evidence_passes_and_the_decision_is_a_record_nobody_can_forg
     );
 
     let json = v
-        .run({
-            let mut a = vec!["--json".to_string(), "gate".into(), "check".into()];
-            a.extend(target("staging"));
-            a
-        })
+        .run(on_target(&["--json", "gate", "check"], "staging", &[]))
         .success()
         .json();
     assert_eq!(json["decision"], "pass", "{json:#}");
@@ -245,11 +237,7 @@ fn production_needs_an_approval_from_someone_other_than_the_pusher() {
     );
     // A failed gate is an answer, not an error: no `error:` line.
     assert!(!run.stderr.contains("error:"), "{run:?}");
-    let json = v.run({
-        let mut a = vec!["--json".to_string(), "gate".into(), "check".into()];
-        a.extend(target("production"));
-        a
-    });
+    let json = v.run(on_target(&["--json", "gate", "check"], "production", &[]));
     assert_eq!(json.code, FAILED, "{json:?}");
     assert_eq!(json.json()["decision"], "fail");
 
@@ -326,23 +314,20 @@ fn an_exception_turns_too_many_high_findings_into_a_warning_and_bad_input_change
         run_as(
             &v,
             "carol",
-            &[
-                "exception",
-                "--blueprint",
-                BLUEPRINT,
-                "--version",
-                VERSION,
-                "--env",
+            &on_target(
+                &["exception"],
                 "production",
-                "--vuln",
-                "CVE-2026-2000",
-                "--vuln",
-                "CVE-2026-2001",
-                "--reason",
-                "not reachable from the public API; fix scheduled",
-                "--expires",
-                expires,
-            ],
+                &[
+                    "--vuln",
+                    "CVE-2026-2000",
+                    "--vuln",
+                    "CVE-2026-2001",
+                    "--reason",
+                    "not reachable from the public API; fix scheduled",
+                    "--expires",
+                    expires,
+                ],
+            ),
         )
     };
     exception("400d").fails(2, &["--expires", "400d", "366 days"]);
@@ -351,19 +336,11 @@ fn an_exception_turns_too_many_high_findings_into_a_warning_and_bad_input_change
     let run = run_as(
         &v,
         "carol",
-        &[
-            "exception",
-            "--blueprint",
-            BLUEPRINT,
-            "--version",
-            VERSION,
-            "--env",
+        &on_target(
+            &["exception"],
             "production",
-            "--reason",
-            "x",
-            "--expires",
-            "1d",
-        ],
+            &["--reason", "x", "--expires", "1d"],
+        ),
     );
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("--vuln"), "{run:?}");
@@ -389,18 +366,10 @@ fn an_exception_turns_too_many_high_findings_into_a_warning_and_bad_input_change
 #[test]
 fn the_role_of_an_approval_is_the_tokens_on_a_server() {
     let v = vault();
-    let run = run_raw(
-        &v,
+    let args = on_target(
+        &["--server", "http://127.0.0.1:9", "approve"],
+        "production",
         &[
-            "--server",
-            "http://127.0.0.1:9",
-            "approve",
-            "--blueprint",
-            BLUEPRINT,
-            "--version",
-            VERSION,
-            "--env",
-            "production",
             "--decision",
             "approve",
             "--reason",
@@ -409,25 +378,18 @@ fn the_role_of_an_approval_is_the_tokens_on_a_server() {
             "approver",
         ],
     );
+    let run = run_raw(&v, &args);
     run.fails(2, &["--role", "token"]);
     // Approving a version the vault knows nothing of, or with a made-up decision.
     approve(&v, "alice").fails(2, &["no evidence"]);
     let run = run_as(
         &v,
         "alice",
-        &[
-            "approve",
-            "--blueprint",
-            BLUEPRINT,
-            "--version",
-            VERSION,
-            "--env",
+        &on_target(
+            &["approve"],
             "production",
-            "--decision",
-            "maybe",
-            "--reason",
-            "ok",
-        ],
+            &["--decision", "maybe", "--reason", "ok"],
+        ),
     );
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("approve or reject"), "{run:?}");
@@ -460,9 +422,10 @@ fn a_rego_policy_file_decides_and_a_broken_one_is_an_input_error() {
     assert!(run.stdout_text().contains("gate: PASS"), "{run:?}");
 
     // The input the policy judged.
-    let mut args = vec!["gate".to_string(), "input".to_string()];
-    args.extend(target("staging"));
-    let input = v.run(args).success().json();
+    let input = v
+        .run(on_target(&["gate", "input"], "staging", &[]))
+        .success()
+        .json();
     assert_eq!(input["environment"], "staging");
     assert_eq!(input["git_sha"], GIT_SHA);
     assert_eq!(input["evidence"]["sbom"].as_array().unwrap().len(), 1);
@@ -539,9 +502,7 @@ fn audit_completeness_alerts_on_deploys_that_never_passed_their_gate() {
     evidence(&v, 0, 0);
     let artifact = common::digest_of(b"checkout-api 1.4.2 image");
     let deploy = || {
-        let mut args = vec!["--json".to_string(), "deploy".into()];
-        args.extend(target("staging"));
-        args.extend(["--artifact".to_string(), artifact.clone()]);
+        let args = on_target(&["--json", "deploy"], "staging", &["--artifact", &artifact]);
         str_field(&v.run(args).success().json(), "id")
     };
     let audit = |extra: &[&str]| {

@@ -111,6 +111,15 @@ fn full_evidence(vault: &Vault, critical: usize, high: usize) {
     .unwrap();
 }
 
+/// A deploy receipt of the version to `env` at `time`, pushed by `ci`.
+fn deploy_at(vault: &Vault, env: &str, time: &str) -> Record {
+    push(
+        vault,
+        &format!("deploy-{env}-{time}.json"),
+        &crate::testing::deploy(V, env, time),
+    )
+}
+
 fn check(vault: &Vault, env: &str, policy: Option<&str>) -> GateDecision {
     vault
         .gate_check(
@@ -587,12 +596,7 @@ fn a_stored_policy_overrides_per_blueprint_and_invalid_ones_are_refused() {
 fn audit_completeness_lists_deploys_that_never_passed_or_lack_evidence() {
     let (_d, vault) = vault();
     full_evidence(&vault, 0, 0);
-    let deploy = |time: &str| {
-        let mut doc = crate::testing::deploy(V, "staging", time);
-        doc["time"] = json!(time);
-        push(&vault, &format!("deploy-{time}.json"), &doc)
-    };
-    let first = deploy("2026-01-01T00:00:00Z");
+    let first = deploy_at(&vault, "staging", "2026-01-01T00:00:00Z");
     let report = vault.audit_completeness("staging", None, &[]).unwrap();
     assert_eq!(report.deploys, 1);
     assert_eq!(report.incomplete.len(), 1);
@@ -604,7 +608,7 @@ fn audit_completeness_lists_deploys_that_never_passed_or_lack_evidence() {
     let pass = check(&vault, "staging", None);
     assert_eq!(pass.decision, Outcome::Pass);
     let later = format_time(Utc::now() + Duration::minutes(1));
-    deploy(&later);
+    deploy_at(&vault, "staging", &later);
     let report = vault.audit_completeness("staging", None, &[]).unwrap();
     assert_eq!(report.deploys, 2);
     assert_eq!(report.incomplete.len(), 1, "{report:#?}");
@@ -621,9 +625,7 @@ fn audit_completeness_lists_deploys_that_never_passed_or_lack_evidence() {
     );
 
     // Production needs an approval: the deploy there lacks it.
-    let mut doc = crate::testing::deploy(V, "production", &later);
-    doc["time"] = json!(later);
-    push(&vault, "deploy-prod.json", &doc);
+    deploy_at(&vault, "production", &later);
     let report = vault.audit_completeness("production", None, &[]).unwrap();
     assert_eq!(report.incomplete[0].missing, vec!["approval"]);
     assert_eq!(report.incomplete[0].gate, "never-passed");
@@ -996,9 +998,7 @@ fn the_stored_policy_is_in_the_log_and_an_edit_behind_its_back_shows() {
 fn audit_completeness_names_deploys_no_policy_covers() {
     let (_d, vault) = vault();
     full_evidence(&vault, 0, 0);
-    let mut doc = crate::testing::deploy(V, "dev", "2026-01-01T00:00:00Z");
-    doc["time"] = json!("2026-01-01T00:00:00Z");
-    push(&vault, "deploy-dev.json", &doc);
+    deploy_at(&vault, "dev", "2026-01-01T00:00:00Z");
     let report = vault.audit_completeness("dev", None, &[]).unwrap();
     assert_eq!(report.incomplete.len(), 1);
     let d = &report.incomplete[0];
@@ -1189,12 +1189,7 @@ fn trace_deploy_tells_whether_the_gate_passed_before_the_deploy() {
     let (_d, vault) = vault();
     full_evidence(&vault, 0, 0);
     let ctx = crate::query::QueryContext::default();
-    let deploy_at = |time: &str| {
-        let mut doc = crate::testing::deploy(V, "staging", time);
-        doc["time"] = json!(time);
-        push(&vault, &format!("deploy-{time}.json"), &doc)
-    };
-    let early = deploy_at("2026-01-01T00:00:00Z");
+    let early = deploy_at(&vault, "staging", "2026-01-01T00:00:00Z");
     let gate = |id: &str| vault.trace_deploy(id, &ctx).unwrap().gate.unwrap();
     let g = gate(&early.id);
     assert_eq!((g.state.as_str(), g.decisions), ("never-passed", 0));
@@ -1211,7 +1206,11 @@ fn trace_deploy_tells_whether_the_gate_passed_before_the_deploy() {
     vault.set_gate_policy(BUILT_IN, "admin").unwrap();
     let passed = check(&vault, "staging", None);
     assert_eq!(passed.decision, Outcome::Pass);
-    let late = deploy_at(&format_time(Utc::now() + Duration::minutes(1)));
+    let late = deploy_at(
+        &vault,
+        "staging",
+        &format_time(Utc::now() + Duration::minutes(1)),
+    );
 
     let g = gate(&early.id);
     assert_eq!(g.state, "passed-after-deploy");
@@ -1224,9 +1223,7 @@ fn trace_deploy_tells_whether_the_gate_passed_before_the_deploy() {
     let (_d2, other) = self::vault();
     full_evidence(&other, 0, 0);
     check(&other, "staging", Some("[[gate]]\nenvironment = \"*\"\n"));
-    let mut doc = crate::testing::deploy(V, "staging", "2030-01-01T00:00:00Z");
-    doc["time"] = json!("2030-01-01T00:00:00Z");
-    let d = push(&other, "deploy.json", &doc);
+    let d = deploy_at(&other, "staging", "2030-01-01T00:00:00Z");
     let g = other.trace_deploy(&d.id, &ctx).unwrap().gate.unwrap();
     assert_eq!((g.state.as_str(), g.decisions), ("never-passed", 1));
 }
@@ -1235,21 +1232,24 @@ fn trace_deploy_tells_whether_the_gate_passed_before_the_deploy() {
 fn audit_completeness_judges_each_deploy_by_the_policy_in_force_then() {
     let (_d, vault) = vault();
     full_evidence(&vault, 0, 0);
-    let deploy_at = |time: &str| {
-        let mut doc = crate::testing::deploy(V, "staging", time);
-        doc["time"] = json!(time);
-        push(&vault, &format!("deploy-{time}.json"), &doc)
-    };
     // Before any policy was stored: the built-in one judged, which this version meets.
-    let old = deploy_at("2020-01-01T00:00:00Z");
+    let old = deploy_at(&vault, "staging", "2020-01-01T00:00:00Z");
     // A policy that wants provenance, in force for the next deploy.
     let strict = "[[gate]]\nenvironment = \"staging\"\nrequire = [\"provenance\"]\n";
     let strict_view = vault.set_gate_policy(strict, "admin").unwrap();
-    let during = deploy_at(&format_time(Utc::now() + Duration::seconds(1)));
+    let during = deploy_at(
+        &vault,
+        "staging",
+        &format_time(Utc::now() + Duration::seconds(1)),
+    );
     std::thread::sleep(std::time::Duration::from_millis(1100));
     // Relaxed again for the last one.
     let relaxed = vault.set_gate_policy(BUILT_IN, "admin").unwrap();
-    let after = deploy_at(&format_time(Utc::now() + Duration::seconds(1)));
+    let after = deploy_at(
+        &vault,
+        "staging",
+        &format_time(Utc::now() + Duration::seconds(1)),
+    );
 
     let report = vault.audit_completeness("staging", None, &[]).unwrap();
     assert_eq!(report.policy.digest, relaxed.digest);
