@@ -19,6 +19,9 @@
 //! turning the input into a Rego value, evaluating), so the reading, judging and recording can
 //! be told apart. `EVAULT_BENCH_ONLY` set to a part of a label times only that class.
 
+#[path = "common/rng.rs"]
+mod rng;
+
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
@@ -28,6 +31,7 @@ use evault_core::gate::{
 };
 use evault_core::ingest::{LinkArgs, PushRequest, PushSource};
 use evault_schema::documents::Decision;
+use rng::Rng;
 use serde_json::{Value, json};
 
 /// The built-in policy written in Rego (`docs/gates.md`).
@@ -45,22 +49,6 @@ const VEX_DOCUMENTS: usize = 2;
 const VEX_STATEMENTS: usize = 100;
 const EXCEPTIONS: usize = 20;
 const PER_EXCEPTION: usize = 5;
-
-/// A small deterministic generator (xorshift), so that every run builds the same vault.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn git_sha(version: &str) -> String {
     match version {

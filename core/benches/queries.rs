@@ -13,6 +13,9 @@
 //! blueprint version. Set `EVAULT_BENCH_SCALE` (e.g. 0.05) for a smaller vault, and
 //! `EVAULT_BENCH_ONLY` to a part of a query's label to time only that query.
 
+#[path = "common/rng.rs"]
+mod rng;
+
 use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,7 @@ use evault_core::Vault;
 use evault_core::ingest::{LinkArgs, PushRequest, PushSource};
 use evault_core::query::QueryContext;
 use evault_schema::Kind;
+use rng::Rng;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -31,22 +35,6 @@ const PACKAGES: usize = 50_000;
 const POPULAR: usize = 200;
 const BASE: usize = 185;
 const EXTRA: usize = 48;
-
-/// A small deterministic generator (xorshift), so that every run builds the same vault.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
